@@ -1,0 +1,60 @@
+"""The ``rnnlens`` command line: one subcommand per module in ``rnnlens.commands``.
+
+User errors (``RnnlensError``) become one line on stderr and exit status 2; Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from . import __version__
+from .errors import RnnlensError
+
+# Each name is a module rnnlens.commands.<name> with add_parser(subparsers) and run(args).
+COMMANDS = ("quickstart", "train", "eval", "sample", "sizes", "data", "ngram", "capture", "gates", "cells")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnnlens",
+        description="Train character-level RNN/LSTM/GRU language models the way Karpathy, Johnson & Fei-Fei "
+        "(2015) did, and look inside them.",
+    )
+    parser.add_argument("--version", action="version", version=f"rnnlens {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"rnnlens.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"rnnlens.commands.{name}":
+                continue  # a command still being written is simply absent
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="rnnlens: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except RnnlensError as exc:
+        print(f"rnnlens: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rnnlens: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""``rnnlens capture``: write every hidden state, cell state and gate of a run over a split or text to disk."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..capture_store import DTYPES, capture_to_dir
+from ..run import load_model, load_splits
+from ..runtime import resolve_device
+from ..splits import Split, stream_split
+from ..textdata import read_symbols
+from .common import add_device_flag, add_json_flag, emit_json, say
+
+
+def add_input_flags(p: argparse.ArgumentParser) -> None:
+    """--split / --text / --data-dir / --weights / --max-chars, shared with ``rnnlens gates``."""
+    p.add_argument("run", metavar="RUN", help="run directory (the --out of rnnlens train)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--split", choices=["train", "val", "test"], default="test", help="which split (default: test)")
+    src.add_argument("--text", metavar="FILE", help="use this file instead of a split (read with the run's units)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding the named corpora (default: $RNNLENS_DATA)")
+    p.add_argument("--weights", choices=["best", "last"], default="best", help="which weights (default: best)")
+    p.add_argument("--max-chars", type=int, default=0, metavar="N",
+                   help="only the first columns of every row, enough for N characters (default: all)")
+
+
+def load_input(args: argparse.Namespace):
+    """(model, run config, split, label) for the --split/--text flags."""
+    model, cfg, _ = load_model(args.run, "best" if args.weights == "best" else "state", resolve_device(args.device))
+    if args.text:
+        split: Split = stream_split(cfg.vocab.encode(read_symbols(args.text, cfg.text)), cfg.split.batch_size, "text")
+        label = f"text-{Path(args.text).stem}"
+    else:
+        split = load_splits(cfg, args.data_dir)[args.split]
+        label = args.split
+    return model, cfg, split, label
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "capture", help="save every hidden state, cell state and gate over a split or text (memory-mapped .npy)",
+        description="Run a split (rows streamed in unroll blocks with the state carried, as in training) or a "
+        "text file through a run's model and write the selected activations to DIR: one <name>.npy per name, "
+        "shape (rows, columns, units), x.npy/y.npy ids and index.json (row starts map (row, column) to text "
+        "offsets). Names: layers.L.h, layers.L.c, layers.L.{input,forget,output}_gate, layers.L.candidate "
+        "(LSTM); layers.L.{reset,update}_gate (GRU; update_gate is PyTorch's z, the share of the old state "
+        "kept); layers.L.pre (RNN); logits, next_prob, loss. See docs/capture.md.")
+    add_input_flags(p)
+    p.add_argument("--names", metavar="FILTER", help="comma-separated glob patterns, e.g. 'layers.*.forget_gate,loss' (default: all)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/capture-<split or text name>)")
+    p.add_argument("--dtype", choices=DTYPES, default="float16", help="storage type of activations (default: float16)")
+    add_device_flag(p)
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    model, cfg, split, label = load_input(args)
+    out = Path(args.out) if args.out else Path(args.run) / f"capture-{label}"
+    info = {"run": str(Path(args.run).resolve()), "weights": args.weights, "source": args.text or label}
+    cap = capture_to_dir(model, split, cfg.split.seq_len, out, args.names, args.dtype, args.max_chars, info)
+    rows, cols = cap.shape
+    nbytes = sum(a.nbytes for a in cap.arrays.values())
+    result = {"out": str(out), "names": cap.names, "rows": rows, "cols": cols, "chars": rows * cols,
+              "dtype": args.dtype, "bytes": nbytes}
+    if "loss" in cap:
+        result["loss_nats"] = float(cap["loss"].astype("float64").mean())
+    if args.json:
+        emit_json(result)
+    else:
+        say(f"captured {len(cap.names)} arrays over {rows * cols:,} characters ({rows} rows x {cols} columns), "
+            f"{nbytes / 1e6:,.1f} MB in {out}")
+    return 0

@@ -1,0 +1,72 @@
+"""Pieces shared by several subcommands: JSON output, device flag, the progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+from tqdm import tqdm
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of text")
+
+
+def add_device_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N (default: auto)"
+    )
+
+
+def emit_json(obj: dict[str, Any]) -> None:
+    """One JSON object on stdout (non-finite floats become null)."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    sys.stdout.write(json.dumps(clean(obj)) + "\n")
+    sys.stdout.flush()
+
+
+def say(message: str) -> None:
+    """A human-readable line on stderr (stdout stays clean for --json)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+class BarReporter:
+    """Training progress as a tqdm bar on stderr: step, loss, chars/s, rate and ETA."""
+
+    def __init__(self, enabled: bool = True, desc: str = "train") -> None:
+        self.enabled = enabled
+        self.desc = desc
+        self.bar: tqdm | None = None
+
+    def start(self, total_steps: int, done_steps: int, chars_per_step: int) -> None:
+        if self.enabled:
+            self.bar = tqdm(total=total_steps, initial=done_steps, desc=self.desc, unit="step", file=sys.stderr,
+                            dynamic_ncols=True, mininterval=0.5, smoothing=0.05)
+
+    def update(self, step: int, loss: float, chars_per_s: float, lr: float) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss {loss:.3f} | {chars_per_s:,.0f} chars/s | lr {lr:.2e}", refresh=False)
+            self.bar.update(step - self.bar.n)
+
+    def note(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.write(message, file=sys.stderr)
+        elif self.enabled:
+            say(message)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,39 @@
+"""``rnnlens sample``: generate text from a trained run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..run import load_model
+from ..runtime import resolve_device
+from ..sample import default_prime, sample
+from .common import add_device_flag, add_json_flag, emit_json
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("sample", help="generate text from a trained run",
+                              description="Prime a trained model with text and sample characters from it.")
+    p.add_argument("run", metavar="RUN", help="run directory (the --out of rnnlens train)")
+    p.add_argument("--prime", help="text to start from (default: a newline, or the first vocabulary symbol)")
+    p.add_argument("--length", type=int, default=500, help="characters to generate (default: 500)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="softmax temperature; lower is more conservative, 0 = always the most likely (default: 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--weights", choices=["best", "last"], default="best",
+                   help="best-on-validation weights or the latest training state (default: best)")
+    add_device_flag(p)
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    model, cfg, meta = load_model(args.run, "best" if args.weights == "best" else "state", resolve_device(args.device))
+    prime = args.prime if args.prime is not None else default_prime(cfg.vocab)
+    text = sample(model, cfg.vocab, cfg.text, prime, args.length, args.temperature, args.seed)
+    if args.json:
+        emit_json({"text": text, "prime": prime, "length": args.length, "temperature": args.temperature,
+                   "seed": args.seed, "step": meta.get("step")})
+    else:
+        sys.stdout.write(text + ("" if text.endswith("\n") else "\n"))
+    return 0

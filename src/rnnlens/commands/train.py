@@ -1,0 +1,173 @@
+"""``rnnlens train``: train a model with the paper's recipe (every default overridable), or resume one."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..corpora import CORPORA, DEFAULT_FRACTIONS, load_corpus_bytes
+from ..errors import RnnlensError
+from ..model import CELL_TYPES, ModelConfig, hidden_for_budget, param_count, parse_budget
+from ..recipe import TrainConfig
+from ..run import CONFIG, DataSource, RunConfig, load_config, sha256_hex
+from ..runtime import resolve_device
+from ..splits import SplitConfig, make_splits
+from ..textdata import TextConfig, Vocab, read_symbols
+from ..train import init_run, train
+from .common import BarReporter, add_device_flag, add_json_flag, emit_json, say
+
+# Flags that define a run; on --resume they must be absent or equal to the saved config.
+RUN_FLAGS = ("dataset", "text", "unit", "newline", "layout", "fractions", "batch_size", "seq_len", "model", "layers",
+             "params", "hidden", "dropout", "epochs", "max_steps", "lr", "alpha", "lr_decay", "lr_decay_after",
+             "clip", "init_range", "eval_every", "eval_chars", "patience", "checkpoint_every", "snapshot_every", "seed")
+
+
+def add_data_flags(p: argparse.ArgumentParser) -> None:
+    """--dataset/--text and how the text becomes symbols and splits (shared with other commands)."""
+    g = p.add_argument_group("data")
+    src = g.add_mutually_exclusive_group()
+    src.add_argument("--dataset", choices=sorted(CORPORA), help="a named corpus: warpeace, linux (from the data "
+                     "directory, see `rnnlens data`) or pystdlib (built in, no download); default: pystdlib")
+    src.add_argument("--text", metavar="FILE", help="train on your own text file instead")
+    g.add_argument("--data-dir", metavar="DIR", help="folder holding the named corpora (default: $RNNLENS_DATA, "
+                   "else ~/.cache/rnnlens/data)")
+    g.add_argument("--unit", choices=["byte", "char"], help="symbols are bytes (the paper's unit, default) or "
+                   "Unicode code points")
+    g.add_argument("--newline", choices=["keep", "lf", "crlf"], help="newline normalisation (default: keep)")
+    g.add_argument("--layout", choices=["interleaved", "contiguous"], help="split layout: char-rnn's interleaved "
+                   "column blocks (the paper's, default) or three contiguous parts")
+    g.add_argument("--fractions", metavar="TR,VA,TE", help="train/val/test fractions (default: the corpus preset: "
+                   "warpeace 0.8,0.1,0.1, linux 0.9,0.05,0.05, others 0.9,0.05,0.05)")
+    g.add_argument("--batch-size", type=int, help="B, rows of text per batch (default: 100)")
+    g.add_argument("--seq-len", type=int, help="S, unroll length in characters (default: 100)")
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a character-level RNN/LSTM/GRU (paper recipe by default)",
+        description="Train a character-level language model with the recipe of Karpathy, Johnson & Fei-Fei "
+        "(2015): RMSProp lr 2e-3 alpha 0.95, batch 100, unroll 100 with the state carried, element-wise "
+        "clipping at 5, 50 epochs, lr x0.95 per epoch after epoch 10, uniform init +-0.08, best-on-validation "
+        "weights kept. Ctrl-C saves; --resume continues bit-exactly.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_data_flags(p)
+    m = p.add_argument_group("model")
+    m.add_argument("--model", choices=CELL_TYPES, help="recurrent cell type (default: lstm)")
+    m.add_argument("--layers", type=int, help="stacked layers, 1 to 3 in the paper (default: 2)")
+    size = m.add_mutually_exclusive_group()
+    size.add_argument("--params", metavar="BUDGET", help="parameter budget: the paper's 50k, 130k, 400k, 1.3m (the exact size "
+                      "of a 1-layer LSTM with 64/128/256/512 cells over this vocabulary) or any number; picks the "
+                      "hidden size whose total parameter count is closest (default: 130k)")
+    size.add_argument("--hidden", type=int, help="hidden size, instead of --params")
+    m.add_argument("--dropout", type=float, help="dropout between layers (default: 0)")
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=float, help="passes over the training split (default: 50)")
+    t.add_argument("--max-steps", type=int, help="stop after this many updates (default: 0 = no limit)")
+    t.add_argument("--lr", type=float, help="RMSProp learning rate (default: 2e-3)")
+    t.add_argument("--alpha", type=float, help="RMSProp decay (default: 0.95)")
+    t.add_argument("--lr-decay", type=float, help="lr factor per epoch after --lr-decay-after (default: 0.95)")
+    t.add_argument("--lr-decay-after", type=int, help="epochs at the full lr (default: 10)")
+    t.add_argument("--clip", type=float, help="element-wise gradient clip, 0 = off (default: 5)")
+    t.add_argument("--init-range", type=float, help="uniform init range (default: 0.08)")
+    t.add_argument("--eval-every", type=int, help="validate every N updates, besides every epoch end (default: 1000)")
+    t.add_argument("--eval-chars", type=int, help="validate on at most N characters, 0 = all (default: 0)")
+    t.add_argument("--patience", type=int, help="stop after N validations without improvement, 0 = never (default: 0)")
+    t.add_argument("--checkpoint-every", type=float, help="save resumable state every N seconds (default: 60)")
+    t.add_argument("--snapshot-every", type=int, help="keep the weights every N updates in RUN/snapshots "
+                   "(for training dynamics; default: 0 = off)")
+    t.add_argument("--seed", type=int, help="random seed (default: 0)")
+    r = p.add_argument_group("run")
+    r.add_argument("--out", metavar="RUN", help="run directory (default: runs/<dataset>-<model>-<layers>l-<size>)")
+    r.add_argument("--resume", action="store_true", help="continue the run in --out from its saved state")
+    add_device_flag(r)
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_json_flag(r)
+    p.set_defaults(func=run)
+
+
+def _fractions(text: str | None, dataset: str | None) -> tuple[float, float, float]:
+    if text is None:
+        return tuple(CORPORA[dataset].fractions) if dataset else DEFAULT_FRACTIONS
+    try:
+        parts = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3:
+        raise RnnlensError(f"--fractions must be three numbers like 0.8,0.1,0.1, got {text!r}")
+    return parts  # type: ignore[return-value]
+
+
+def build_config(args: argparse.Namespace) -> tuple[RunConfig, dict]:
+    """A new run's config from the flags, and its splits (read once here, handed to the trainer)."""
+    dataset = args.dataset if args.dataset or args.text else "pystdlib"
+    if args.text:
+        path = Path(args.text).expanduser().resolve()
+        raw = DataSource(text_path=str(path)).read_bytes()
+        source = DataSource(text_path=str(path), sha256=sha256_hex(raw), size=len(raw))
+    else:
+        raw = load_corpus_bytes(dataset, args.data_dir)
+        source = DataSource(dataset=dataset, sha256=sha256_hex(raw), size=len(raw))
+    text_cfg = TextConfig(unit=args.unit or "byte", newline=args.newline or "keep")
+    symbols = read_symbols(raw, text_cfg)
+    vocab = Vocab.build(symbols, text_cfg.unit)
+    split_cfg = SplitConfig(layout=args.layout or "interleaved", fractions=_fractions(args.fractions, args.dataset),
+                            batch_size=args.batch_size or 100, seq_len=args.seq_len or 100)
+    splits = make_splits(vocab.encode(symbols), split_cfg)
+    cell, layers = args.model or "lstm", args.layers or 2
+    budget = None
+    if args.hidden is not None:
+        hidden = args.hidden
+    else:
+        budget = parse_budget(args.params or "130k", len(vocab))
+        hidden = hidden_for_budget(cell, layers, budget, len(vocab))
+    model_cfg = ModelConfig(cell=cell, layers=layers, hidden=hidden, vocab_size=len(vocab), dropout=args.dropout or 0.0)
+    overrides = {k: getattr(args, k) for k in ("epochs", "max_steps", "lr", "alpha", "lr_decay", "lr_decay_after",
+                 "clip", "init_range", "eval_every", "eval_chars", "patience", "checkpoint_every", "snapshot_every",
+                 "seed") if getattr(args, k) is not None}
+    cfg = RunConfig(source=source, text=text_cfg, split=split_cfg, model=model_cfg, train=TrainConfig(**overrides),
+                    vocab=vocab, budget=budget)
+    return cfg, splits
+
+
+def default_out(cfg: RunConfig, args: argparse.Namespace) -> Path:
+    size = args.params or (f"h{args.hidden}" if args.hidden else "130k")
+    return Path("runs") / f"{cfg.source.label}-{cfg.model.cell}-{cfg.model.layers}l-{size}"
+
+
+def run(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    if args.resume:
+        if not args.out:
+            raise RnnlensError("--resume needs --out RUN, the run directory to continue")
+        out = Path(args.out)
+        if not (out / CONFIG).is_file():
+            raise RnnlensError(f"{out} holds no run to resume (no {CONFIG}); start it without --resume")
+        given = [k for k in RUN_FLAGS if getattr(args, k, None) not in (None, False)]
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise RnnlensError(f"--resume continues the run with its saved settings; drop {flags} (or train a new run "
+                               "with another --out)")
+        cfg, splits = load_config(out), None
+    else:
+        cfg, splits = build_config(args)
+        out = Path(args.out) if args.out else default_out(cfg, args)
+        init_run(out, cfg)
+    if not args.json:
+        m = cfg.model
+        say(f"run {out}: {m.layers}-layer {m.cell}, hidden {m.hidden}, "
+            f"{param_count(m.cell, m.layers, m.hidden, m.vocab_size):,} parameters, K={m.vocab_size}, "
+            f"{cfg.source.label}, device {device}")
+    outcome = train(out, device, BarReporter(enabled=not args.quiet), data_dir=args.data_dir, splits=splits)
+    result = {"run": str(out), "status": outcome.status, "step": outcome.step, **(outcome.summary or {})}
+    if outcome.status == "interrupted":
+        say(f"interrupted at step {outcome.step}; the state is saved. Continue with: "
+            f"rnnlens train --resume --out {out}")
+    if args.json:
+        emit_json(result)
+    elif outcome.summary:
+        s = outcome.summary
+        test = f"{s['test_loss_nats']:.4f} nats/char ({s['test_loss_bits']:.4f} bits)" if s["test_loss_nats"] else "n/a"
+        print(f"{outcome.status}: best val {s['best_val_loss']:.4f} nats/char at step {s['best_step']}; test {test}; "
+            f"{s['chars_per_s']:,.0f} chars/s")
+    return 130 if outcome.status == "interrupted" else 0

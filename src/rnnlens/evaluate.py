@@ -1,0 +1,62 @@
+"""Loss of a model over a split or any text, in nats and bits per character.
+
+Every row of a split is one continuous stream: the hidden state starts at zero and is carried from each
+block of ``seq_len`` columns to the next, exactly as in training. The loss is the mean over every
+prediction made (``Split.num_chars`` of them, or fewer with ``max_chars``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .errors import RnnlensError
+from .model import CharRNN
+from .splits import Split
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    loss_nats: float
+    chars: int
+
+    @property
+    def loss_bits(self) -> float:
+        return self.loss_nats / math.log(2)
+
+    def to_dict(self) -> dict:
+        return {"loss_nats": self.loss_nats, "loss_bits": self.loss_bits, "chars": self.chars}
+
+
+@torch.no_grad()
+def evaluate(model: CharRNN, split: Split, seq_len: int, max_chars: int = 0) -> EvalResult:
+    """Mean cross-entropy of ``split.y`` given ``split.x`` with the state carried across blocks.
+
+    ``max_chars`` > 0 evaluates only the first columns of every row, enough for that many predictions.
+    """
+    rows, cols = split.x.shape
+    if split.x.size == 0:
+        raise RnnlensError(f"the {split.name} split is empty; choose a split with characters in it")
+    if max_chars > 0:
+        cols = min(cols, max(1, math.ceil(max_chars / rows)))
+    was_training = model.training
+    model.eval()
+    device = model.head.weight.device
+    x_all = torch.from_numpy(split.x[:, :cols]).to(device)  # (B, N)
+    y_all = torch.from_numpy(split.y[:, :cols]).to(device)
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    state = None
+    try:
+        for start in range(0, cols, seq_len):
+            x = x_all[:, start : start + seq_len]
+            y = y_all[:, start : start + seq_len]
+            logits, state = model(x, state)  # (B, T, K)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
+            total += loss.double()
+    finally:
+        model.train(was_training)
+    chars = rows * cols
+    return EvalResult(loss_nats=float(total) / chars, chars=chars)

@@ -1,0 +1,85 @@
+"""The paper's training recipe: optimizer, learning-rate schedule, gradient clipping, stopping rules.
+
+Defaults are Karpathy, Johnson & Fei-Fei (2015): RMSProp (lr 2e-3, alpha 0.95), element-wise gradient
+clipping at 5, 50 epochs, and after epoch 10 the learning rate times 0.95 after every epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+
+from .errors import RnnlensError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: float = 50.0           # passes over the training split (fractions allowed)
+    max_steps: int = 0             # stop after this many updates if > 0 (for quick runs)
+    lr: float = 2e-3
+    alpha: float = 0.95            # RMSProp decay of the squared-gradient average
+    eps: float = 1e-8
+    lr_decay: float = 0.95         # multiply the learning rate by this ...
+    lr_decay_after: int = 10       # ... after every epoch past this one
+    clip: float = 5.0              # element-wise gradient clip; 0 disables
+    init_range: float = 0.08       # uniform(-r, r) initialisation
+    eval_every: int = 1000         # validate every N updates (and at every epoch end); 0: epoch ends only
+    eval_chars: int = 0            # validate on at most this many val characters (0: all of them)
+    patience: int = 0              # stop after N validations without improvement (0: never)
+    checkpoint_every: float = 60.0  # save the resumable state at least every N seconds of training
+    snapshot_every: int = 0        # also keep a copy of the weights every N updates (training dynamics)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs > 0 and math.isfinite(self.epochs), f"--epochs must be > 0, got {self.epochs}"),
+            (self.max_steps >= 0, f"--max-steps must be >= 0, got {self.max_steps}"),
+            (self.lr > 0 and math.isfinite(self.lr), f"--lr must be > 0, got {self.lr}"),
+            (0 < self.alpha < 1, f"--alpha must be in (0, 1), got {self.alpha}"),
+            (0 < self.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {self.lr_decay}"),
+            (self.lr_decay_after >= 0, f"--lr-decay-after must be >= 0, got {self.lr_decay_after}"),
+            (self.clip >= 0, f"--clip must be >= 0, got {self.clip}"),
+            (self.init_range > 0, f"--init-range must be > 0, got {self.init_range}"),
+            (self.eval_every >= 0, f"--eval-every must be >= 0, got {self.eval_every}"),
+            (self.eval_chars >= 0, f"--eval-chars must be >= 0, got {self.eval_chars}"),
+            (self.patience >= 0, f"--patience must be >= 0, got {self.patience}"),
+            (self.checkpoint_every > 0, f"--checkpoint-every must be > 0 seconds, got {self.checkpoint_every}"),
+            (self.snapshot_every >= 0, f"--snapshot-every must be >= 0, got {self.snapshot_every}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise RnnlensError(message)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        total = int(math.ceil(self.epochs * steps_per_epoch))
+        return min(total, self.max_steps) if self.max_steps else total
+
+
+def lr_for_epoch(cfg: TrainConfig, epoch: int) -> float:
+    """Learning rate during 0-based ``epoch``: constant for the first ``lr_decay_after`` epochs, then decayed."""
+    return cfg.lr * cfg.lr_decay ** max(0, epoch + 1 - cfg.lr_decay_after)
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def clip_gradients(params, clip: float) -> None:
+    """Clamp every gradient element to [-clip, clip] (the paper's element-wise clipping)."""
+    if clip > 0:
+        torch.nn.utils.clip_grad_value_(params, clip)

@@ -1,0 +1,369 @@
+"""The training loop: truncated BPTT over row streams, validation, best weights, exact resume.
+
+``train`` runs a new or resumed run to its end. The resumable state (weights, optimizer moments, RNG
+states, the carried hidden state, the step, the best validation so far and the length of metrics.jsonl)
+is one safetensors file replaced atomically, so a run killed at any moment and resumed with the same
+command ends with weights bit-identical to an uninterrupted run on CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import load_tensors, save_tensors
+from .errors import RnnlensError
+from .evaluate import evaluate
+from .fsutil import atomic_write_json, read_json
+from . import __version__
+from .model import CharRNN, detach_state
+from .recipe import clip_gradients, lr_for_epoch, make_optimizer, set_lr
+from .run import BEST, CONFIG, METRICS, SNAPSHOTS, STATE, SUMMARY, RunConfig, load_config, load_splits
+from .splits import Split
+
+log = logging.getLogger(__name__)
+
+
+class Reporter(Protocol):
+    """Receives progress; the CLI shows it as a bar, library users may ignore it."""
+
+    def start(self, total_steps: int, done_steps: int, chars_per_step: int) -> None: ...
+    def update(self, step: int, loss: float, chars_per_s: float, lr: float) -> None: ...
+    def note(self, message: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class NullReporter:
+    def start(self, total_steps: int, done_steps: int, chars_per_step: int) -> None:
+        pass
+
+    def update(self, step: int, loss: float, chars_per_s: float, lr: float) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        log.info(message)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Progress:
+    """Everything besides tensors that a resumed run needs; stored in the state file's header."""
+
+    step: int = 0
+    best_val: float = math.inf
+    best_step: int = -1
+    bad_evals: int = 0
+    metrics_offset: int = 0
+    elapsed: float = 0.0
+    loss_sum: float = 0.0
+    loss_count: int = 0
+    status: str = "running"  # running | complete | early_stopped
+
+
+@dataclass
+class TrainOutcome:
+    status: str  # complete | early_stopped | interrupted
+    step: int
+    summary: dict | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag checked between updates; a second Ctrl-C aborts at once."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._old: dict[int, object] = {}
+
+    def __enter__(self) -> "_StopFlag":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:  # noqa: ARG002
+        if self.raised:
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def init_run(run_dir: str | os.PathLike, cfg: RunConfig) -> Path:
+    """Create ``run_dir`` with its config.json; refuses to touch an existing non-empty directory."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise RnnlensError(
+            f"run directory {run_dir} already exists; pass --resume to continue it, or choose another --out"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / CONFIG, cfg.to_dict())
+    return run_dir
+
+
+def train(
+    run_dir: str | os.PathLike,
+    device: torch.device | str = "cpu",
+    reporter: Reporter | None = None,
+    data_dir: str | os.PathLike | None = None,
+    splits: dict[str, Split] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainOutcome:
+    """Train the run in ``run_dir`` (made by :func:`init_run`) from its saved state, or from scratch."""
+    run_dir = Path(run_dir)
+    reporter = reporter or NullReporter()
+    cfg = load_config(run_dir)
+    if (run_dir / SUMMARY).is_file():
+        summary = read_json(run_dir / SUMMARY)
+        return TrainOutcome(summary.get("status", "complete"), int(summary.get("steps", 0)), summary)
+    device = torch.device(device)
+    splits = splits if splits is not None else load_splits(cfg, data_dir)
+    train_split, val_split = splits["train"], splits["val"]
+    if val_split.num_chars == 0:
+        raise RnnlensError("the validation split is empty; training keeps the best-on-validation weights, give val a fraction > 0")
+    t = cfg.train
+    seq_len = cfg.split.seq_len
+    steps_per_epoch = train_split.num_blocks(seq_len)
+    total_steps = t.total_steps(steps_per_epoch)
+
+    torch.manual_seed(t.seed)
+    model = CharRNN(cfg.model)
+    model.reset_parameters(t.init_range)
+    model.to(device).train()
+    optimizer = make_optimizer(model.parameters(), t)
+    hidden = model.initial_state(train_split.x.shape[0], device)
+    progress = Progress()
+    if (run_dir / STATE).is_file():
+        hidden = _restore(run_dir / STATE, model, optimizer, progress, device)
+    _truncate_metrics(run_dir / METRICS, progress.metrics_offset)
+
+    x_all = torch.from_numpy(train_split.x).to(device)  # (B, N)
+    y_all = torch.from_numpy(train_split.y).to(device)
+    chars_per_step = x_all.shape[0] * seq_len
+    log_every = 1 if device.type == "cpu" else 20
+    params = list(model.parameters())
+    reporter.start(total_steps, progress.step, chars_per_step)
+    status = "interrupted"
+    last_save = time.monotonic()
+    window_start, window_chars = time.monotonic(), 0
+    running = torch.zeros((), dtype=torch.float64, device=device)
+    running_count = 0
+    try:
+        with _StopFlag() as stop:
+            while progress.step < total_steps and progress.status == "running":
+                step_start = time.monotonic()
+                epoch, block = divmod(progress.step, steps_per_epoch)
+                if block == 0:
+                    hidden = model.initial_state(x_all.shape[0], device)
+                lr = lr_for_epoch(t, epoch)
+                set_lr(optimizer, lr)
+                cols = slice(block * seq_len, (block + 1) * seq_len)
+                logits, hidden = model(x_all[:, cols], hidden)  # (B, T, K)
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y_all[:, cols].reshape(-1))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                clip_gradients(params, t.clip)
+                optimizer.step()
+                hidden = detach_state(hidden)
+                running += loss.detach().double()
+                running_count += 1
+                progress.step += 1
+                window_chars += x_all[:, cols].numel()
+                step_end = time.monotonic()
+                progress.elapsed += step_end - step_start
+
+                at_epoch_end = progress.step % steps_per_epoch == 0
+                at_eval = at_epoch_end or progress.step == total_steps or (t.eval_every and progress.step % t.eval_every == 0)
+                if progress.step % log_every == 0 or at_eval:
+                    mean = float(running) / running_count
+                    progress.loss_sum += float(running)
+                    progress.loss_count += running_count
+                    running.zero_()
+                    running_count = 0
+                    if not math.isfinite(mean):
+                        raise RnnlensError(
+                            f"training diverged at step {progress.step}: the loss is {mean}; the last good checkpoint "
+                            f"(step {_saved_step(run_dir)}) is kept; lower --lr or --clip and start a new run"
+                        )
+                    rate = window_chars / max(1e-9, time.monotonic() - window_start)
+                    window_start, window_chars = time.monotonic(), 0
+                    reporter.update(progress.step, mean, rate, lr)
+                if t.snapshot_every and progress.step % t.snapshot_every == 0:
+                    _save_snapshot(run_dir, cfg, model, progress.step)
+                if at_eval:
+                    if _validate(run_dir, cfg, model, val_split, progress, lr, steps_per_epoch, reporter):
+                        status = "early_stopped"
+                        break
+                    _save_state(run_dir, cfg, model, optimizer, hidden, progress)
+                    last_save = time.monotonic()
+                elif time.monotonic() - last_save >= t.checkpoint_every:
+                    _save_state(run_dir, cfg, model, optimizer, hidden, progress)
+                    last_save = time.monotonic()
+                if stop.raised or (should_stop is not None and should_stop()):
+                    _save_state(run_dir, cfg, model, optimizer, hidden, progress)
+                    return TrainOutcome("interrupted", progress.step)
+            else:
+                status = "complete" if progress.status == "running" else progress.status
+    finally:
+        reporter.close()
+    progress.status = status
+    _save_state(run_dir, cfg, model, optimizer, hidden, progress)
+    summary = _finish(run_dir, cfg, splits, device, progress, total_steps, steps_per_epoch)
+    return TrainOutcome(status, progress.step, summary)
+
+
+def _validate(
+    run_dir: Path, cfg: RunConfig, model: CharRNN, val: Split, progress: Progress, lr: float,
+    steps_per_epoch: int, reporter: Reporter,
+) -> bool:
+    """Evaluate on val, log a metrics line, keep the best weights; True when patience runs out."""
+    result = evaluate(model, val, cfg.split.seq_len, cfg.train.eval_chars)
+    train_loss = progress.loss_sum / progress.loss_count if progress.loss_count else float("nan")
+    line = {
+        "step": progress.step,
+        "epoch": round(progress.step / steps_per_epoch, 4),
+        "train_loss": train_loss,
+        "val_loss": result.loss_nats,
+        "lr": lr,
+        "chars_per_s": progress.step * cfg.split.batch_size * cfg.split.seq_len / max(1e-9, progress.elapsed),
+        "elapsed_s": round(progress.elapsed, 3),
+    }
+    progress.loss_sum, progress.loss_count = 0.0, 0
+    improved = result.loss_nats < progress.best_val
+    if improved:
+        progress.best_val, progress.best_step, progress.bad_evals = result.loss_nats, progress.step, 0
+        meta = {"kind": "best", "step": progress.step, "val_loss": result.loss_nats, "vocab": cfg.vocab.to_dict()}
+        save_tensors(run_dir / BEST, {f"model.{k}": v for k, v in model.state_dict().items()}, meta)
+    else:
+        progress.bad_evals += 1
+    line["best_val_loss"] = progress.best_val
+    with open(run_dir / METRICS, "a", encoding="utf-8") as fh:
+        fh.write(_json_line(line))
+    progress.metrics_offset = (run_dir / METRICS).stat().st_size
+    reporter.note(
+        f"step {progress.step}: val loss {result.loss_nats:.4f} nats/char"
+        + (" (best)" if improved else f" (best {progress.best_val:.4f} at step {progress.best_step})")
+    )
+    return bool(cfg.train.patience) and progress.bad_evals >= cfg.train.patience
+
+
+def _json_line(obj: dict) -> str:
+    import json
+
+    return json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in obj.items()}) + "\n"
+
+
+def _truncate_metrics(path: Path, offset: int) -> None:
+    """Drop metrics lines written after the saved state (they will be written again, identically)."""
+    if path.is_file() and path.stat().st_size > offset:
+        with open(path, "r+b") as fh:
+            fh.truncate(offset)
+
+
+def _save_state(run_dir: Path, cfg: RunConfig, model: CharRNN, optimizer: torch.optim.Optimizer, hidden, progress: Progress) -> None:
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        raise RnnlensError(
+            f"training diverged by step {progress.step}: the weights are no longer finite; the last good "
+            f"checkpoint (step {_saved_step(run_dir)}) is kept; lower --lr and start a new run"
+        )
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    for index, state in opt["state"].items():
+        for key, value in state.items():
+            tensors[f"optim.{index}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    for i, h in enumerate(hidden):
+        tensors[f"hidden.{i}"] = h
+    tensors["rng.cpu"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = s
+    meta = {"kind": "state", "progress": progress.__dict__, "param_groups": opt["param_groups"],
+            "vocab": cfg.vocab.to_dict()}
+    save_tensors(run_dir / STATE, tensors, meta)
+
+
+def _restore(path: Path, model: CharRNN, optimizer: torch.optim.Optimizer, progress: Progress, device: torch.device):
+    """Load a state file into ``model``/``optimizer``/``progress``; returns the carried hidden state."""
+    from .checkpoint import check_state_dict
+
+    tensors, meta = load_tensors(path, kind="training state")
+    weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    check_state_dict(model, weights, path)
+    try:
+        model.load_state_dict(weights)
+        opt_state: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                opt_state.setdefault(int(index), {})[name] = value
+        optimizer.load_state_dict({"state": opt_state, "param_groups": meta["param_groups"]})
+        for k, v in meta["progress"].items():
+            setattr(progress, k, v)
+        torch.set_rng_state(tensors["rng.cpu"])
+        cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+        if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+        hidden = tuple(tensors[f"hidden.{i}"].to(device) for i in range(2 if model.config.cell == "lstm" else 1))
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise RnnlensError(f"training state {path} is incomplete ({exc}); delete it to restart the run from scratch") from exc
+    return hidden
+
+
+def _saved_step(run_dir: Path) -> int:
+    try:
+        return int(load_tensors(run_dir / STATE)[1]["progress"]["step"])
+    except (RnnlensError, KeyError, TypeError, ValueError):
+        return 0
+
+
+def _save_snapshot(run_dir: Path, cfg: RunConfig, model: CharRNN, step: int) -> None:
+    weights = {f"model.{k}": v for k, v in model.state_dict().items()}
+    meta = {"kind": "snapshot", "step": step, "vocab": cfg.vocab.to_dict()}
+    save_tensors(run_dir / SNAPSHOTS / f"step-{step:08d}.safetensors", weights, meta)
+
+
+def _finish(run_dir: Path, cfg: RunConfig, splits: dict[str, Split], device: torch.device, progress: Progress,
+            total_steps: int, steps_per_epoch: int) -> dict:
+    """Test the best weights and write summary.json."""
+    from .run import load_model
+
+    model, _, meta = load_model(run_dir, "best", device)
+    test = splits["test"]
+    test_result = evaluate(model, test, cfg.split.seq_len) if test.num_chars else None
+    summary = {
+        "status": progress.status,
+        "params": model.num_parameters(),
+        "model": cfg.model.to_dict(),
+        "dataset": cfg.source.label,
+        "best_val_loss": progress.best_val,
+        "best_step": progress.best_step,
+        "test_loss_nats": test_result.loss_nats if test_result else None,
+        "test_loss_bits": test_result.loss_bits if test_result else None,
+        "test_chars": test_result.chars if test_result else 0,
+        "train_chars": splits["train"].num_chars,
+        "val_chars": splits["val"].num_chars,
+        "steps": progress.step,
+        "epochs": round(progress.step / steps_per_epoch, 4),
+        "wall_s": round(progress.elapsed, 3),
+        "chars_per_s": progress.step * cfg.split.batch_size * cfg.split.seq_len / max(1e-9, progress.elapsed),
+        "device": str(device),
+        "torch": torch.__version__,
+        "rnnlens_version": __version__,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    atomic_write_json(run_dir / SUMMARY, summary)
+    return summary
