@@ -98,6 +98,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--batch-size", type=int, default=100, help="B rows")
     p.add_argument("--seq-len", type=int, default=100, help="S, the block width")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's choice)")
     p.add_argument("--store", metavar="DIR", help="also time capture_to_dir (float16, every name) into DIR")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="JSON result file")
     return p.parse_args(argv)
@@ -107,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.repeats < 1 or args.chars < 0:
         raise SystemExit("capture_throughput: --repeats must be >= 1 and --chars >= 0")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     split, k = load_test_split(WARPEACE, args.batch_size, args.seq_len)
     model = build_model(k, device)

@@ -4,20 +4,22 @@ For each model (the paper's 130K 2-layer LSTM and 1.3M 3-layer LSTM, hidden size
 ``rnnlens.model.hidden_for_budget``) it times, on the same text, batch B and unroll S:
 
 * rnnlens: the real :func:`rnnlens.train.train` on a fresh run directory (paper recipe, ``max_steps``
-  N, validation and checkpoints pushed outside the timed steps). A reporter records the wall clock at
-  every step's progress update; the time from the update after step ``warmup`` to the update after step
-  N covers steps ``warmup+1 .. N`` exactly, bookkeeping included.
+  N, validation and checkpoints pushed outside the timed steps). A reporter records the clocks at every
+  step's progress update; the time from the update after step ``warmup`` to the update after step N
+  covers steps ``warmup+1 .. N`` exactly, bookkeeping included.
 * bare: ``nn.LSTM(batch_first=True)`` + ``nn.Linear``, ``F.one_hot`` input, cross-entropy, RMSprop
   (lr 2e-3, alpha 0.95), ``clip_grad_value_(5)``, the state carried and detached, the batches made
   beforehand as tensors on the device; timed over the same steps ``warmup+1 .. N``.
 
-Repetitions are interleaved (bare, rnnlens, bare, rnnlens, ...) so that load from other processes hits
-both sides alike; the medians and their ratio rnnlens/bare are printed and written as JSON.
+Both clocks are kept: wall time (chars/s) and this process' CPU time (chars per CPU-second; less
+disturbed when other processes share the cores). Repetitions are interleaved (bare, rnnlens, bare,
+rnnlens, ...) so that load from other processes hits both sides alike; the medians and their ratios
+rnnlens/bare are printed and written as JSON. One intra-op thread by default (see --threads).
 
 Run from the repository root::
 
     .venv/bin/python bench/train_throughput.py                 # defaults, about 3-5 minutes on 2 cores
-    .venv/bin/python bench/train_throughput.py --models 130k --repeats 5 --device cuda
+    .venv/bin/python bench/train_throughput.py --models 130k --repeats 7 --threads 0 --device cuda
 """
 
 from __future__ import annotations

@@ -33,15 +33,6 @@ SMALL = ["--batch-size", "4", "--seq-len", "16", "--layers", "1", "--max-steps",
          "--quiet", "--device", "cpu"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is much faster than contended threads on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def words_text(alphabet: str, n_words: int, seed: int) -> str:
     rng = random.Random(seed)
     words = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 7))) for _ in range(40)]

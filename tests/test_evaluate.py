@@ -16,15 +16,6 @@ from rnnlens.splits import Split, SplitConfig, make_splits, stream_split
 K = 6
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is much faster than contended threads on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_model(cell: str, layers: int, dropout: float = 0.0) -> CharRNN:
     torch.manual_seed(layers * 10 + CELL_TYPES.index(cell))
     model = CharRNN(ModelConfig(cell=cell, layers=layers, hidden=8, vocab_size=K, dropout=dropout))

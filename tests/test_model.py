@@ -22,15 +22,6 @@ from rnnlens.model import (
 DEPTHS = (1, 2, 3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is much faster than contended threads on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_model(cell: str, layers: int, hidden: int = 8, vocab: int = 7, seed: int = 0, init: float = 0.5) -> CharRNN:
     torch.manual_seed(seed)
     model = CharRNN(ModelConfig(cell=cell, layers=layers, hidden=hidden, vocab_size=vocab))

@@ -14,15 +14,6 @@ ALPHABET = b"abcde \n"
 TEXT_CFG = TextConfig()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is much faster than contended threads on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def vocab() -> Vocab:
     return Vocab.build(read_symbols(ALPHABET, TEXT_CFG), "byte")

@@ -142,16 +142,20 @@ def _input_projection(inp: torch.Tensor | None, ids: torch.Tensor, w_ih: torch.T
     return torch.addmm(b_ih, inp.reshape(B * T, D), w_ih.t()).view(B, T, -1)
 
 
-def _recurrent_projection(out: torch.Tensor, h0: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
-    """W_hh h_{t-1} + b_hh for every step, from the layer's outputs and initial state: (B, T, G*H)."""
+def _recurrent_projection(out: torch.Tensor, h0: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor,
+                          add_to: torch.Tensor | None = None) -> torch.Tensor:
+    """W_hh h_{t-1} + b_hh for every step, from the layer's outputs and initial state: (B, T, G*H).
+    With ``add_to`` (B, T, G*H) the result is accumulated into it in place (saving a buffer)."""
     B, T, H = out.shape
-    prev = torch.cat([h0.unsqueeze(1), out[:, :-1]], dim=1)  # (B, T, H): h_{t-1}
-    return torch.addmm(b_hh, prev.reshape(B * T, H), w_hh.t()).view(B, T, -1)
+    prev = torch.cat([h0.unsqueeze(1), out[:, :-1]], dim=1).view(B * T, H)  # h_{t-1}
+    if add_to is None:
+        return torch.addmm(b_hh, prev, w_hh.t()).view(B, T, -1)
+    return add_to.view(B * T, -1).addmm_(prev, w_hh.t()).add_(b_hh).view(B, T, -1)
 
 
-def _lstm_internals(gi: torch.Tensor, gh: torch.Tensor, c0: torch.Tensor, want: set[str]) -> dict[str, torch.Tensor]:
-    """Gates [i, f, g, o] (PyTorch's row order) and the cell state c by an elementwise scan."""
-    pre = gi.add_(gh)  # (B, T, 4H)
+def _lstm_internals(pre: torch.Tensor, c0: torch.Tensor, want: set[str]) -> dict[str, torch.Tensor]:
+    """Gates [i, f, g, o] (PyTorch's row order) from the pre-activations (B, T, 4H, overwritten) and the
+    cell state c by an elementwise scan."""
     H = pre.shape[-1] // 4
     g = torch.tanh(pre[..., 2 * H:3 * H])
     sig = pre.sigmoid_()
@@ -223,13 +227,11 @@ def run_with_cache(model: CharRNN, x: torch.Tensor, state: State | None = None, 
         if here - {"h"}:
             w_ih, w_hh, b_ih, b_hh = _layer_weights(model, layer)
             gi = _input_projection(None if layer == 0 else inp, x, w_ih, b_ih)
-            gh = _recurrent_projection(out, state[0][layer], w_hh, b_hh)
-            if cfg.cell == "lstm":
-                inner = _lstm_internals(gi, gh, state[1][layer], here)
-            elif cfg.cell == "gru":
-                inner = _gru_internals(gi, gh)
+            if cfg.cell == "gru":  # the reset gate multiplies W_hn h + b_hn alone: keep both parts
+                inner = _gru_internals(gi, _recurrent_projection(out, state[0][layer], w_hh, b_hh))
             else:
-                inner = {"pre": gi.add_(gh)}
+                pre = _recurrent_projection(out, state[0][layer], w_hh, b_hh, add_to=gi)
+                inner = _lstm_internals(pre, state[1][layer], here) if cfg.cell == "lstm" else {"pre": pre}
             acts.update({f"layers.{layer}.{k}": v for k, v in inner.items() if k in here})
         if "h" in here:
             acts[f"layers.{layer}.h"] = out

@@ -45,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        threads = getattr(args, "threads", 0)
+        if threads:
+            if threads < 0:
+                raise RnnlensError(f"--threads must be >= 0, got {threads}")
+            import torch
+
+            torch.set_num_threads(threads)
         return int(args.func(args) or 0)
     except RnnlensError as exc:
         print(f"rnnlens: error: {exc}", file=sys.stderr)

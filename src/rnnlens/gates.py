@@ -122,9 +122,10 @@ class SaturationCounter:
 
     def update(self, block: CaptureBlock) -> None:
         for n in self.names:
-            a = block[n]  # (B, T, H)
-            lc = (a < self.config.left).sum(dim=(0, 1))
-            rc = (a > self.config.right).sum(dim=(0, 1))
+            a = block[n]  # (B, T, H), maybe a strided view of a (B, T, G*H) buffer
+            a = a.reshape(-1, a.shape[-1])  # (B*T, H)
+            lc = (a < self.config.left).sum(dim=0)
+            rc = (a > self.config.right).sum(dim=0)
             self.left[n] = self.left[n] + lc if n in self.left else lc
             self.right[n] = self.right[n] + rc if n in self.right else rc
         self.steps += block.x.numel()
@@ -155,7 +156,7 @@ def gate_saturation(model: CharRNN, split: Split, seq_len: int, config: Saturati
 
 
 _LABELS = {"forget_gate": "forget gate", "input_gate": "input gate", "output_gate": "output gate",
-           "reset_gate": "reset gate", "update_gate": "update gate z (PyTorch's; paper's is 1 - z)"}
+           "reset_gate": "reset gate", "update_gate": "update gate z (PyTorch; paper: 1-z)"}
 
 
 def plot_saturation(result: SaturationResult, path: str | os.PathLike, title: str = "") -> Path:

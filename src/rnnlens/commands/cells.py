@@ -44,7 +44,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--top", type=int, default=5, metavar="N", help="--find: best cells listed per feature (default: 5)")
     p.add_argument("--max-chars", type=int, metavar="N", help="--find/--histogram: characters to use "
                    "(default: 50,000 for --find, all for --histogram)")
-    p.add_argument("--chars", type=int, default=2000, metavar="N",
+    p.add_argument("--chars", type=int, metavar="N",
                    help="--cell: characters drawn (default: 2000); --find: characters per heatmap (default: 600)")
     p.add_argument("--syntax", choices=SYNTAXES, default="auto", help="--find: how strings and comments are "
                    "recognised: c, python, prose or auto (default)")
@@ -98,14 +98,15 @@ def parse_cell(spec: str, cfg: RunConfig) -> tuple[int, int]:
 
 def _draw_cell(args: argparse.Namespace, model: CharRNN, cfg: RunConfig, state: str) -> int:
     layer, index = parse_cell(args.cell, cfg)
-    if args.chars < 1:
-        raise RnnlensError(f"--chars must be at least 1, got {args.chars}")
+    chars = 2000 if args.chars is None else args.chars
+    if chars < 1:
+        raise RnnlensError(f"--chars must be at least 1, got {chars}")
     if args.text:
-        symbols = read_symbols(args.text, cfg.text)[: args.chars]
+        symbols = read_symbols(args.text, cfg.text)[:chars]
         where = args.text
     else:
         split = make_splits(cfg.vocab.encode(load_symbols(cfg, args.data_dir)), cfg.split)[args.split or "test"]
-        symbols = np.asarray(cfg.vocab.symbols)[split.x[0, : args.chars]]
+        symbols = np.asarray(cfg.vocab.symbols)[split.x[0, :chars]]
         where = f"the {split.name} split (row 0)"
     ids = torch.from_numpy(cfg.vocab.encode(symbols))[None]  # (1, T); unseen characters raise here
     name = f"layers.{layer}.{state}"
@@ -170,7 +171,7 @@ def _find(args: argparse.Namespace, model: CharRNN, cfg: RunConfig, state: str) 
     report = discover(flat, values={k: v.reshape(-1) for k, v in values.items()},
                       config=DiscoveryConfig(top=args.top))
     out = Path(args.out) if args.out else Path(args.run) / "cells"
-    snippet_chars = 600 if args.chars == 2000 else args.chars
+    snippet_chars = 600 if args.chars is None else max(args.chars, 1)
     snippets = []
     for f in report.features:
         if f.skipped:

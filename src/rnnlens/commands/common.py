@@ -19,6 +19,10 @@ def add_device_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N (default: auto)"
     )
+    parser.add_argument(
+        "--threads", type=int, default=0, metavar="N", help="CPU threads for torch (default: 0 = torch's choice, one "
+        "per core; on a busy shared machine 1 can be many times faster)"
+    )
 
 
 def emit_json(obj: dict[str, Any]) -> None:
@@ -70,3 +74,32 @@ class BarReporter:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def add_run_source_flags(parser: argparse.ArgumentParser, default_split: str = "test") -> None:
+    """RUN plus where its text comes from: one of the run's splits, or any file read with the run's units."""
+    parser.add_argument("run", metavar="RUN", help="run directory (the --out of rnnlens train)")
+    parser.add_argument("--split", choices=["train", "val", "test"], default=default_split,
+                        help=f"which split of the run's corpus (default: {default_split})")
+    parser.add_argument("--text", metavar="FILE", help="use this file instead of a split (read with the run's units "
+                        "and newline mode, cut into up to --batch-size rows; the first character of each row has no "
+                        "prediction)")
+    parser.add_argument("--data-dir", metavar="DIR", help="folder holding the named corpora (default: $RNNLENS_DATA)")
+    parser.add_argument("--weights", choices=["best", "last"], default="best",
+                        help="best-on-validation weights or the latest training state (default: best)")
+    add_device_flag(parser)
+
+
+def load_run_and_split(args: argparse.Namespace):
+    """(model, RunConfig, weights metadata, Split) for the flags of :func:`add_run_source_flags`."""
+    from ..run import load_model, load_splits
+    from ..runtime import resolve_device
+    from ..splits import stream_split
+    from ..textdata import read_symbols
+
+    model, cfg, meta = load_model(args.run, "best" if args.weights == "best" else "state", resolve_device(args.device))
+    if getattr(args, "text", None):
+        split = stream_split(cfg.vocab.encode(read_symbols(args.text, cfg.text)), cfg.split.batch_size, "text")
+    else:
+        split = load_splits(cfg, args.data_dir)[args.split]
+    return model, cfg, meta, split

@@ -1,0 +1,90 @@
+"""``rnnlens compare``: a trained run against its n-gram (and n-NN) baselines (the paper's Fig. 4 and 5)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..braces import DEFAULT_EDGES, check_edges
+from ..compare_run import CompareConfig, run_compare
+from ..errors import RnnlensError
+from ..runtime import resolve_device
+from .common import add_device_flag, add_json_flag, emit_json, say
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """'1,2,3' -> (1, 2, 3), with a one-line error for anything else."""
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "compare", help="where the model beats its n-gram / n-NN baselines: error overlap, per character, "
+        "closing braces, training dynamics",
+        description="Fit the n-gram (and train the n-NN) baselines on the run's own train split, pick the best of "
+        "each on validation loss, and compare them with the run's best weights on --split: the Venn diagram of "
+        "their errors (P(correct) < --threshold), the mean probability of every character and the --top "
+        "characters the model gains / loses most on, the probability of '}' against the distance to its '{' "
+        "(texts with braces), and, for runs trained with --snapshot-every, the symmetric KL divergence between "
+        "the model's predictions during training and the 1..4-NN (or n-gram) models. Writes compare.json, "
+        "figures and tables under --out; baseline scores are cached under OUT/cache.")
+    p.add_argument("run", metavar="RUN", help="run directory (the --out of rnnlens train)")
+    p.add_argument("--ngram", type=int, nargs="+", default=[20], metavar="N",
+                   help="n-gram context lengths to fit; the best on validation is compared (default: 20)")
+    p.add_argument("--nnn", type=int, nargs="+", default=[], metavar="N",
+                   help="n-NN context lengths to train; the best on validation is compared (default: none)")
+    p.add_argument("--nnn-hidden", type=int, default=256, help="n-NN hidden units (default: 256)")
+    p.add_argument("--nnn-epochs", type=int, default=20, help="n-NN epochs at most (default: 20)")
+    p.add_argument("--nnn-positions", type=int, default=0,
+                   help="n-NN training positions per epoch, 0 = all (default: 0)")
+    p.add_argument("--split", choices=["train", "val", "test"], default="test", help="split to compare on (default: test)")
+    p.add_argument("--threshold", type=float, default=0.5, help="a character is an error below this probability (default: 0.5)")
+    p.add_argument("--top", type=int, default=10, help="characters in each of the gain / loss lists (default: 10)")
+    p.add_argument("--min-count", type=int, default=50,
+                   help="leave characters seen fewer times out of the gain / loss lists (default: 50)")
+    p.add_argument("--brace-buckets", type=int_list, default=DEFAULT_EDGES, metavar="E1,E2,...",
+                   help=f"distance bucket edges for '}}' (default: {','.join(map(str, DEFAULT_EDGES))})")
+    p.add_argument("--dynamics", choices=["auto", "nnn", "ngram", "off"], default="auto",
+                   help="reference models of the training dynamics: n-NN, n-gram, or auto = n-NN when available (default: auto)")
+    p.add_argument("--dynamics-n", type=int_list, default=(1, 2, 3, 4), metavar="N1,N2,...",
+                   help="context lengths of the dynamics' reference models (default: 1,2,3,4)")
+    p.add_argument("--max-chars", type=int, default=100_000,
+                   help="predictions of the split used for the training dynamics, 0 = all (default: 100000)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/compare)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding the named corpora (default: $RNNLENS_DATA)")
+    add_device_flag(p)
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.max_chars < 0:
+        raise RnnlensError(f"--max-chars must be >= 0, got {args.max_chars}")
+    ccfg = CompareConfig(ngram_ns=tuple(args.ngram), nnn_ns=tuple(args.nnn),
+                         nnn_settings={"hidden": args.nnn_hidden, "epochs": args.nnn_epochs,
+                                       "epoch_positions": args.nnn_positions},
+                         split=args.split, threshold=args.threshold, top=args.top, min_count=args.min_count,
+                         brace_edges=check_edges(args.brace_buckets), dynamics=args.dynamics,
+                         dynamics_ns=tuple(args.dynamics_n), max_chars=args.max_chars)
+    out = Path(args.out) if args.out else Path(args.run) / "compare"
+    res = run_compare(args.run, out, ccfg, args.data_dir, resolve_device(args.device),
+                      (lambda _m: None) if args.quiet or args.json else say)
+    if args.json:
+        emit_json({**res, "out": str(out)})
+        return 0
+    print(f"{res['split']} split, {res['chars']:,} characters; errors (P < {res['threshold']}):")
+    for k, v in res["errors"].items():
+        print(f"  {k:>10}: {v:,} errors ({v / res['chars']:.1%}), loss {res['loss'][k]:.4f} nats/char")
+    print("Venn regions: " + ", ".join(f"{k} {v:,}" for k, v in res["venn"].items()))
+    b = res["braces"]
+    if "buckets" in b:
+        print(f"closing braces: {b['matched']:,} matched, {b['unmatched']:,} unmatched")
+    d = res.get("dynamics")
+    if d:
+        print(f"dynamics: {d.get('skipped') or str(len(d['points'])) + ' snapshots vs ' + ', '.join(d['refs'])}")
+    print(f"figures and tables in {out}")
+    return 0

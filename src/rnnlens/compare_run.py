@@ -1,0 +1,193 @@
+"""``rnnlens compare`` as a library call: a trained run against its n-gram (and n-NN) baselines.
+
+Writes under ``out``: ``compare.json`` (everything), ``venn.png``, ``per_char.png`` + ``per_char.md``,
+``braces.png`` (text with braces), ``dynamics.png`` (runs with snapshots) and ``cache/`` (baseline scores
+and n-NN models, reused by later calls). Baselines are fitted on the run's own train split; the "best"
+n-gram / n-NN of the lists given is the one with the lowest *validation* loss.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import error_plots as plots
+from .braces import DEFAULT_EDGES, bucket_means, match_braces
+from .capture_store import capture_split
+from .compare import dynamics_point, error_mask, per_char_stats, softmax, top_differences, venn_counts
+from .errors import RnnlensError
+from .fsutil import atomic_write_json, atomic_write_text
+from .refscores import (fit_ngram, model_probs, ngram_probs, ngram_row_distributions, nnn_models, nnn_module,
+                        nnn_probs)
+from .run import SNAPSHOTS, RunConfig, load_model, load_symbols, load_weights
+from .splits import make_splits
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """What ``rnnlens compare`` computes (defaults: the paper's settings where it has any)."""
+
+    ngram_ns: tuple[int, ...] = (20,)
+    nnn_ns: tuple[int, ...] = ()
+    nnn_settings: dict[str, Any] = field(default_factory=dict)  # NNNConfig fields other than n
+    split: str = "test"
+    threshold: float = 0.5
+    top: int = 10
+    min_count: int = 50            # characters seen fewer times in the split are left out of the top lists
+    brace_edges: tuple[int, ...] = DEFAULT_EDGES
+    dynamics: str = "auto"         # auto (n-NN when rnnlens.nnn exists, else n-gram), nnn, ngram, off
+    dynamics_ns: tuple[int, ...] = (1, 2, 3, 4)
+    max_chars: int = 100_000       # predictions used for the training dynamics (0: the whole split)
+
+    def __post_init__(self) -> None:
+        if not self.ngram_ns:
+            raise RnnlensError("compare needs at least one n-gram; pass e.g. --ngram 5 20")
+        if self.dynamics not in ("auto", "nnn", "ngram", "off"):
+            raise RnnlensError(f"--dynamics must be auto, nnn, ngram or off, got {self.dynamics!r}")
+        if not 0 < self.threshold <= 1:
+            raise RnnlensError(f"--threshold must be in (0, 1], got {self.threshold}")
+
+
+def _best(probs_val: dict[int, np.ndarray]) -> tuple[int, dict[int, float]]:
+    losses = {n: float(-np.mean(np.log(np.maximum(p, 1e-30)))) for n, p in probs_val.items()}
+    return min(losses, key=losses.get), losses
+
+
+def _snapshots(run_dir: Path) -> list[tuple[int, Path]]:
+    out = []
+    for p in sorted((run_dir / SNAPSHOTS).glob("step-*.safetensors")):
+        try:
+            out.append((int(p.stem.split("-")[1]), p))
+        except (IndexError, ValueError):
+            continue
+    return out
+
+
+def _dynamics(run_dir: Path, cfg: RunConfig, splits: dict, ccfg: CompareConfig, cache: Path, device: Any,
+              say: Progress) -> dict | None:
+    snaps = _snapshots(run_dir)
+    if ccfg.dynamics == "off":
+        return None
+    if not snaps:
+        return {"skipped": f"no snapshots in {run_dir / SNAPSHOTS}; train with --snapshot-every N"}
+    kind = ccfg.dynamics
+    if kind == "auto":
+        try:
+            nnn_module()
+            kind = "nnn"
+        except RnnlensError:
+            kind = "ngram"
+    sp = splits[ccfg.split]
+    first = capture_split(load_weights(snaps[0][1], cfg, device)[0], sp, cfg.split.seq_len, names="logits",
+                          max_chars=ccfg.max_chars)
+    cols = first.x.shape[1]
+    y = first.y.reshape(-1)
+    refs: dict[str, np.ndarray] = {}
+    if kind == "nnn":
+        models = nnn_models(cfg, splits, list(ccfg.dynamics_ns), _nnn_base(ccfg), cache / "cache", device, say)
+        for n, (m, _) in models.items():
+            refs[f"{n}-NN"] = m.distributions_rows(sp.x[:, :cols]).reshape(-1, len(cfg.vocab))
+    else:
+        for n in ccfg.dynamics_ns:
+            refs[f"{n}-gram"] = ngram_row_distributions(fit_ngram(cfg, splits, n), sp.x[:, :cols])
+    points = []
+    for k, (step, path) in enumerate(snaps):
+        say(f"dynamics: snapshot {step} ({k + 1}/{len(snaps)})")
+        cap = first if k == 0 else capture_split(load_weights(path, cfg, device)[0], sp, cfg.split.seq_len,
+                                                 names="logits", max_chars=ccfg.max_chars)
+        dist = softmax(cap["logits"].reshape(-1, len(cfg.vocab)))
+        points.append({"step": step, **dynamics_point(dist, refs, y)})
+    return {"reference": kind, "chars": int(len(y)), "refs": list(refs), "points": points}
+
+
+def _nnn_base(ccfg: CompareConfig) -> Any:
+    return nnn_module().NNNConfig.from_dict({**ccfg.nnn_settings, "n": 1})
+
+
+def run_compare(run_dir: str | os.PathLike, out: str | os.PathLike, ccfg: CompareConfig = CompareConfig(),
+                data_dir: str | os.PathLike | None = None, device: Any = "cpu",
+                say: Progress = lambda _m: None) -> dict:
+    """Compute every comparison, write figures and tables under ``out``, return the JSON-able result."""
+    run_dir, out = Path(run_dir), Path(out)
+    model, cfg, _ = load_model(run_dir, "best", device)
+    symbols = load_symbols(cfg, data_dir)
+    splits = make_splits(cfg.vocab.encode(symbols), cfg.split)
+    if ccfg.split not in splits or splits[ccfg.split].num_chars == 0:
+        raise RnnlensError(f"the {ccfg.split} split of this run is empty; choose another --split")
+    sp = splits[ccfg.split]
+    names = sorted({ccfg.split, "val"})
+    say(f"scoring the {ccfg.split} split with the run's model")
+    p_model = model_probs(model, sp, cfg.split.seq_len).reshape(-1)
+    mname = cfg.model.cell.upper()
+    ng = ngram_probs(cfg, splits, list(ccfg.ngram_ns), names, out / "cache", say)
+    best_ng, ng_val = _best(ng["val"])
+    probs = {mname: p_model, f"{best_ng}-gram": ng[ccfg.split][best_ng].reshape(-1)}
+    result: dict[str, Any] = {"run": str(run_dir), "split": ccfg.split, "chars": int(sp.num_chars),
+                              "threshold": ccfg.threshold, "model": mname,
+                              "ngram": {"val_loss": ng_val, "best": best_ng}}
+    if ccfg.nnn_ns:
+        models = nnn_models(cfg, splits, list(ccfg.nnn_ns), _nnn_base(ccfg), out / "cache", device, say)
+        nn = nnn_probs(models, splits, names, out / "cache")
+        best_nn, nn_val = _best(nn["val"])
+        probs[f"{best_nn}-NN"] = nn[ccfg.split][best_nn].reshape(-1)
+        result["nnn"] = {"val_loss": nn_val, "best": best_nn}
+    result["loss"] = {k: float(-np.mean(np.log(np.maximum(p, 1e-30)))) for k, p in probs.items()}
+    errs = {k: error_mask(p, ccfg.threshold) for k, p in probs.items()}
+    result["errors"] = {k: int(e.sum()) for k, e in errs.items()}
+    result["venn"] = venn_counts(errs)
+    plots.save_figure(plots.venn_figure(result["venn"], list(errs), f"errors (P < {ccfg.threshold}) on "
+                                        f"{ccfg.split}, {sp.num_chars:,} chars"), out / "venn.png")
+
+    ngname = f"{best_ng}-gram"
+    stats = per_char_stats(sp.y.reshape(-1), probs, cfg.vocab)
+    top = top_differences(stats, mname, ngname, ccfg.top, ccfg.min_count)
+    result["per_char"] = {"stats": stats, "top": top, "min_count": ccfg.min_count}
+    atomic_write_text(out / "per_char.md", _per_char_md(top, list(probs)))
+    plots.save_figure(plots.per_char_figure(top, mname, ngname, f"mean P(correct) per character, {ccfg.split}"),
+                      out / "per_char.png")
+
+    result["braces"] = _braces(symbols, cfg, sp, {mname: p_model, ngname: probs[ngname]}, ccfg, out)
+    dyn = _dynamics(run_dir, cfg, splits, ccfg, out, device, say)
+    if dyn is not None:
+        result["dynamics"] = dyn
+        if "points" in dyn:
+            plots.save_figure(plots.dynamics_figure([p["step"] for p in dyn["points"]], dyn["points"], dyn["refs"],
+                                                    f"{mname} during training vs {dyn['reference']} models "
+                                                    f"({dyn['chars']:,} chars)"), out / "dynamics.png")
+    atomic_write_json(out / "compare.json", result)
+    return result
+
+
+def _braces(symbols: np.ndarray, cfg: RunConfig, sp: Any, probs: dict[str, np.ndarray], ccfg: CompareConfig,
+            out: Path) -> dict:
+    if ord("}") not in cfg.vocab.symbols:
+        return {"skipped": "this text has no '}'"}
+    close_id = cfg.vocab.symbols.index(ord("}"))
+    match = match_braces(symbols)
+    targets = sp.positions().reshape(-1) + 1
+    dist = match.distances(len(symbols))[targets]
+    is_close = sp.y.reshape(-1) == close_id
+    sel = is_close & (dist >= 1)
+    rows = bucket_means(dist[sel], {k: p[sel] for k, p in probs.items()}, ccfg.brace_edges)
+    plots.save_figure(plots.brace_figure(rows, list(probs), f"closing braces in the {ccfg.split} split "
+                                         f"({int(sel.sum()):,} matched)"), out / "braces.png")
+    return {"closing": int(is_close.sum()), "matched": int(sel.sum()), "unmatched": int((is_close & ~sel).sum()),
+            "buckets": rows}
+
+
+def _per_char_md(top: dict[str, list[dict]], models: list[str]) -> str:
+    lines = []
+    for key in ("gains", "losses"):
+        lines += [f"### {models[0]} {key} vs {models[1]}", "",
+                  "| char | count | " + " | ".join(models) + " | difference |", "|" + "---|" * (len(models) + 3)]
+        for r in top[key]:
+            lines.append(f"| {r['char'].replace('|', chr(92) + '|')} | {r['count']:,} | " + " | ".join(f"{r[m]:.3f}" for m in models)
+                         + f" | {r['diff']:+.3f} |")
+        lines.append("")
+    return "\n".join(lines)

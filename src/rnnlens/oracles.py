@@ -1,0 +1,255 @@
+"""Error analysis by oracles (the paper's Fig. 6): which kinds of errors does a model make?
+
+An *error* is a predicted character given probability < ``threshold`` (0.5 in the paper). The oracles are
+applied in the paper's order; each removes, from the errors still left, those it would have fixed:
+
+1. ``ngram`` n = 1..9: some n-gram model with context length <= n gives the right character >= threshold.
+2. ``memory`` n in 100, 500, 1000, 50000 (dynamic n-long memory): the error is inside a word, at its second
+   character or later, and the word occurs as a substring of the n characters of text just before the
+   word's first character (``memory_match="word"``: the whole word; ``"prefix"``: the word up to and
+   including the erroneous character).
+3. ``rare`` n = 0..5: the error is inside a word, second character or later, and the word occurs <= n times
+   (as a whole word) in the training split.
+4. ``word``: the error is the first character of a word, i.e. it follows a space, tab, newline or quote
+   (:mod:`rnnlens.textclass`), whatever the character itself is.
+5. ``punct``: the character is punctuation.
+6. ``boost`` b = 0.1..0.4: adding b to the correct character's probability would lift it to the threshold.
+
+Within an oracle the parameters are nested (a larger n catches everything a smaller one does), so step
+``(oracle, v)`` removes the errors caught with parameter v that no earlier step removed. Whatever no oracle
+removes is ``remaining``. Everything works on flat arrays over the M predictions of a split: ``targets``
+holds each predicted character's offset in the whole text (ids), so words and memory windows may reach
+outside the split (a word cut by a split or row boundary is still the whole word of the text).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from .errors import RnnlensError
+from .textclass import CharClasses, WordSpans, ids_to_str
+
+ORACLES = ("ngram", "memory", "rare", "word", "punct", "boost")
+_NEVER = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True)
+class OracleConfig:
+    """Threshold and the parameters of every oracle (see the module docstring)."""
+
+    threshold: float = 0.5
+    ngram_ns: tuple[int, ...] = tuple(range(1, 10))
+    memory_windows: tuple[int, ...] = (100, 500, 1000, 50000)
+    memory_match: str = "word"
+    rare_counts: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+    boosts: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold <= 1.0:
+            raise RnnlensError(f"error threshold must be in (0, 1], got {self.threshold}; the paper uses 0.5")
+        if self.memory_match not in ("word", "prefix"):
+            raise RnnlensError(f"memory match must be 'word' or 'prefix', got {self.memory_match!r}")
+        for name, vals, lo in (("n-gram n", self.ngram_ns, 1), ("memory window", self.memory_windows, 1),
+                               ("rare-word count", self.rare_counts, 0), ("boost", self.boosts, 0)):
+            if list(vals) != sorted(set(vals)) or any(v < lo for v in vals):
+                raise RnnlensError(f"{name} values must be distinct, increasing and >= {lo}, got {list(vals)}")
+
+    def params(self, oracle: str) -> tuple:
+        return {"ngram": self.ngram_ns, "memory": self.memory_windows, "rare": self.rare_counts,
+                "word": (None,), "punct": (None,), "boost": self.boosts}[oracle]
+
+    def to_dict(self) -> dict:
+        return {"threshold": self.threshold, "ngram_ns": list(self.ngram_ns),
+                "memory_windows": list(self.memory_windows), "memory_match": self.memory_match,
+                "rare_counts": list(self.rare_counts), "boosts": list(self.boosts)}
+
+
+@dataclass
+class Step:
+    oracle: str
+    param: float | int | None
+    removed: int
+
+
+@dataclass
+class Breakdown:
+    """The oracle cascade's result for one model over M predictions.
+
+    category: (M,) int64: -1 for a correct prediction, the index into ``steps`` of the step that removed an
+    error, or ``len(steps)`` for an error no oracle removed.
+    """
+
+    chars: int
+    errors: int
+    steps: list[Step]
+    category: np.ndarray = field(repr=False)
+
+    @property
+    def remaining(self) -> int:
+        return int((self.category == len(self.steps)).sum())
+
+    def family_counts(self) -> dict[str, int]:
+        """Errors removed per oracle (all its parameters), plus ``remaining``."""
+        out = {o: 0 for o in ORACLES}
+        for s in self.steps:
+            out[s.oracle] += s.removed
+        out["remaining"] = self.remaining
+        return out
+
+    def to_dict(self) -> dict:
+        e = max(self.errors, 1)
+        return {
+            "chars": self.chars, "errors": self.errors, "error_rate": self.errors / max(self.chars, 1),
+            "steps": [{"oracle": s.oracle, "param": s.param, "removed": s.removed, "share": s.removed / e}
+                      for s in self.steps],
+            "families": {k: {"removed": v, "share": v / e} for k, v in self.family_counts().items()},
+            "remaining": self.remaining,
+        }
+
+
+def train_word_counts(rows: Sequence[np.ndarray], classes: CharClasses) -> Counter:
+    """How often each word (a str of ``chr(id)``) occurs in the training row streams (each row on its own)."""
+    counts: Counter = Counter()
+    for row in rows:
+        row = np.asarray(row, dtype=np.int64)
+        spans = WordSpans.of(row, classes)
+        starts = np.flatnonzero((spans.start == np.arange(len(row))))
+        s = ids_to_str(row)
+        counts.update(s[a:b] for a, b in zip(starts.tolist(), spans.end[starts].tolist()))
+    return counts
+
+
+def _first_level(hit: np.ndarray) -> np.ndarray:
+    """(P, M) booleans per parameter -> (M,) index of the first parameter that hits, or _NEVER."""
+    if hit.shape[0] == 0:
+        return np.full(hit.shape[1], _NEVER, dtype=np.int64)
+    first = np.argmax(hit, axis=0).astype(np.int64)
+    first[~hit.any(axis=0)] = _NEVER
+    return first
+
+
+def _memory_levels(err: np.ndarray, targets: np.ndarray, spans: WordSpans, text_str: str,
+                   cfg: OracleConfig) -> np.ndarray:
+    level = np.full(len(targets), _NEVER, dtype=np.int64)
+    windows = np.asarray(cfg.memory_windows)
+    if not len(windows):
+        return level
+    biggest = int(windows[-1])
+    for k in np.flatnonzero(err).tolist():
+        t = int(targets[k])
+        s = int(spans.start[t])
+        if s < 0 or s == t:  # not in a word, or its first character
+            continue
+        needle = text_str[s:int(spans.end[t])] if cfg.memory_match == "word" else text_str[s:t + 1]
+        j = text_str.rfind(needle, max(0, s - biggest), s)  # the nearest earlier occurrence
+        if j >= 0:
+            level[k] = int(np.searchsorted(windows, s - j, side="left"))
+    return level
+
+
+def _rare_levels(err: np.ndarray, targets: np.ndarray, spans: WordSpans, text_str: str, counts: Counter,
+                 cfg: OracleConfig) -> np.ndarray:
+    level = np.full(len(targets), _NEVER, dtype=np.int64)
+    limits = np.asarray(cfg.rare_counts)
+    for k in np.flatnonzero(err).tolist():
+        t = int(targets[k])
+        s = int(spans.start[t])
+        if s < 0 or s == t:
+            continue
+        c = counts.get(text_str[s:int(spans.end[t])], 0)
+        j = int(np.searchsorted(limits, c, side="left"))  # first limit >= count
+        if j < len(limits):
+            level[k] = j
+    return level
+
+
+def oracle_breakdown(prob: np.ndarray, targets: np.ndarray, text: np.ndarray, classes: CharClasses,
+                     ngram_probs: dict[int, np.ndarray], train_counts: Counter,
+                     cfg: OracleConfig = OracleConfig()) -> Breakdown:
+    """Run the oracle cascade over M predictions.
+
+    prob: (M,) probability the model gave each correct character. targets: (M,) offset in ``text`` of each
+    predicted character (>= 1). text: (T,) ids of the whole text. ngram_probs: n -> (M,) probability under
+    the n-gram model, for every n of ``cfg.ngram_ns``. train_counts: from :func:`train_word_counts`.
+    """
+    p = np.asarray(prob, dtype=np.float64).reshape(-1)
+    targets = np.asarray(targets, dtype=np.int64).reshape(-1)
+    text = np.asarray(text, dtype=np.int64).reshape(-1)
+    if p.shape != targets.shape:
+        raise RnnlensError(f"prob and targets must have the same length, got {p.shape} and {targets.shape}")
+    if len(targets) and (targets.min() < 1 or targets.max() >= len(text)):
+        raise RnnlensError("target offsets must be in 1..len(text)-1 (each prediction has a previous character)")
+    missing = [n for n in cfg.ngram_ns if n not in ngram_probs]
+    if missing:
+        raise RnnlensError(f"the n-gram oracle needs n-gram probabilities for n = {missing}; fit those models")
+    err = p < cfg.threshold
+    spans = WordSpans.of(text, classes)
+    text_str = ids_to_str(text)
+    thr = cfg.threshold
+    levels = {
+        "ngram": _first_level(np.stack([np.asarray(ngram_probs[n]).reshape(-1) >= thr for n in cfg.ngram_ns])
+                              if cfg.ngram_ns else np.zeros((0, len(p)), bool)),
+        "memory": _memory_levels(err, targets, spans, text_str, cfg),
+        "rare": _rare_levels(err, targets, spans, text_str, train_counts, cfg),
+        "word": np.where(classes.opener[text[targets - 1]], 0, _NEVER),
+        "punct": np.where(classes.punct[text[targets]], 0, _NEVER),
+        "boost": _first_level(np.stack([p + b >= thr for b in cfg.boosts]) if cfg.boosts
+                              else np.zeros((0, len(p)), bool)),
+    }
+    category = np.where(err, -2, -1).astype(np.int64)  # -2: an error not yet removed
+    steps: list[Step] = []
+    for oracle in ORACLES:
+        for k, param in enumerate(cfg.params(oracle)):
+            hit = (category == -2) & (levels[oracle] <= k)
+            category[hit] = len(steps)
+            steps.append(Step(oracle, param, int(hit.sum())))
+    category[category == -2] = len(steps)
+    return Breakdown(chars=len(p), errors=int(err.sum()), steps=steps, category=category)
+
+
+def compare_breakdowns(a: Breakdown, b: Breakdown, names: tuple[str, str] = ("a", "b")) -> dict:
+    """Which kinds of error the better model (fewer errors) avoids, two ways.
+
+    ``by_family``: per oracle, the weaker model's count minus the stronger's, and its share of the total
+    difference in errors (the paper: 81% of the 50K LSTM's extra errors are n-gram errors).
+    ``fixed``: the weaker model's errors at which the stronger model is right, by the weaker's category;
+    ``new``: the stronger model's errors at which the weaker is right.
+    """
+    if a.chars != b.chars or len(a.steps) != len(b.steps):
+        raise RnnlensError("the two breakdowns cover different predictions or oracles; analyse the same split "
+                           "of the same text with the same oracle settings")
+    (weak, wname), (strong, sname) = sorted([(a, names[0]), (b, names[1])], key=lambda t: -t[0].errors)
+    diff = weak.errors - strong.errors
+    fw, fs = weak.family_counts(), strong.family_counts()
+    fixed_mask = (weak.category >= 0) & (strong.category < 0)
+    fixed = {}
+    for fam in list(ORACLES) + ["remaining"]:
+        idx = [i for i, s in enumerate(weak.steps) if s.oracle == fam] if fam != "remaining" else [len(weak.steps)]
+        fixed[fam] = int((fixed_mask & np.isin(weak.category, idx)).sum())
+    return {
+        "weaker": wname, "stronger": sname, "error_difference": diff,
+        "by_family": {k: {"difference": fw[k] - fs[k], "share": (fw[k] - fs[k]) / diff if diff else None}
+                      for k in fw},
+        "fixed": {"total": int(fixed_mask.sum()), "by_family": fixed},
+        "new": int(((strong.category >= 0) & (weak.category < 0)).sum()),
+    }
+
+
+def breakdown_markdown(breakdowns: dict[str, Breakdown]) -> str:
+    """A markdown table: one row per oracle step, per model the errors removed and their share of all errors."""
+    names = list(breakdowns)
+    first = breakdowns[names[0]]
+    head = "| oracle | param | " + " | ".join(f"{n} removed | {n} share" for n in names) + " |"
+    lines = [head, "|" + "---|" * (2 + 2 * len(names))]
+    lines.append("| errors | | " + " | ".join(f"{b.errors:,} | {b.errors / max(b.chars, 1):.1%} of chars"
+                                              for b in breakdowns.values()) + " |")
+    for i, s in enumerate(first.steps):
+        cells = [f"{b.steps[i].removed:,} | {b.steps[i].removed / max(b.errors, 1):.1%}" for b in breakdowns.values()]
+        lines.append(f"| {s.oracle} | {'' if s.param is None else s.param} | " + " | ".join(cells) + " |")
+    lines.append("| remaining | | " + " | ".join(f"{b.remaining:,} | {b.remaining / max(b.errors, 1):.1%}"
+                                                 for b in breakdowns.values()) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,174 @@
+"""Reference models fitted on a run's own train split, their per-character scores, and a cache for them.
+
+The analyses compare a run's recurrent model with n-gram and n-NN models of the same text, split and
+vocabulary. Fitting a WP 9-gram takes seconds, scoring it too, so the *scores* (the probability of every
+correct character of a split, (B, N) float32) are cached as ``.npz`` files under a cache folder, keyed by
+a fingerprint of the run's data (corpus checksum, text, split and vocabulary settings): runs on the same
+data share them, and a changed setting never reads a stale file. n-NN models are cached whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .capture_store import capture_split
+from .errors import RnnlensError
+from .fsutil import atomic_write
+from .model import CharRNN
+from .ngram import KneserNeyLM, NGramConfig, row_streams
+from .run import RunConfig
+from .splits import Split
+
+log = logging.getLogger(__name__)
+CACHE_FORMAT = "rnnlens-baseline-scores-v1"
+
+
+def data_fingerprint(cfg: RunConfig) -> str:
+    """12 hex digits identifying the run's text, split layout and vocabulary (not its model)."""
+    d = cfg.to_dict()
+    key = json.dumps({k: d[k] for k in ("source", "text", "split", "vocab")}, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def model_probs(model: CharRNN, split: Split, seq_len: int) -> np.ndarray:
+    """(B, N) float32 probability the model gives each correct character of ``split`` (state carried)."""
+    with torch.no_grad():
+        return np.asarray(capture_split(model, split, seq_len, names="next_prob")["next_prob"], dtype=np.float32)
+
+
+def _save_scores(path: Path, probs: np.ndarray, meta: dict) -> None:
+    header = np.frombuffer(json.dumps({"format": CACHE_FORMAT, **meta}).encode(), dtype=np.uint8)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, header=header, probs=probs.astype(np.float32))
+
+    atomic_write(path, write)
+
+
+def _load_scores(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """Cached scores, or None when the file is missing, damaged or of another shape (then it is refitted)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            head = json.loads(bytes(z["header"]).decode())
+            probs = np.asarray(z["probs"], dtype=np.float32)
+    except (OSError, ValueError, KeyError, json.JSONDecodeError):
+        log.warning("ignoring unreadable cache file %s", path)
+        return None
+    if head.get("format") != CACHE_FORMAT or probs.shape != shape:
+        return None
+    return probs
+
+
+def cached_scores(cache_dir: str | os.PathLike | None, name: str, shape: tuple[int, ...],
+                  compute: Callable[[], np.ndarray], meta: dict[str, Any]) -> tuple[np.ndarray, bool]:
+    """Scores from ``cache_dir/name.npz`` when present, else ``compute()`` (saved there). Returns (probs, hit)."""
+    path = Path(cache_dir) / f"{name}.npz" if cache_dir is not None else None
+    if path is not None:
+        got = _load_scores(path, shape)
+        if got is not None:
+            return got, True
+    probs = np.asarray(compute(), dtype=np.float32)
+    if path is not None:
+        _save_scores(path, probs, meta)
+    return probs, False
+
+
+def fit_ngram(cfg: RunConfig, splits: dict[str, Split], n: int) -> KneserNeyLM:
+    """The n-gram (context n) fitted on the run's train split, each train row a separate stream."""
+    tr = splits["train"]
+    return KneserNeyLM.fit_streams(row_streams(tr.x, tr.y), len(cfg.vocab), NGramConfig(n),
+                                   unit=cfg.vocab.unit, symbols=cfg.vocab.symbols)
+
+
+def ngram_probs(cfg: RunConfig, splits: dict[str, Split], ns: list[int], split_names: list[str],
+                cache_dir: str | os.PathLike | None,
+                progress: Callable[[str], None] | None = None) -> dict[str, dict[int, np.ndarray]]:
+    """split name -> n -> (B, N) probability of each correct character under the n-gram (cached)."""
+    fp = data_fingerprint(cfg)
+    out: dict[str, dict[int, np.ndarray]] = {s: {} for s in split_names}
+    for n in ns:
+        model: list[KneserNeyLM] = []
+
+        def get() -> KneserNeyLM:
+            if not model:
+                if progress:
+                    progress(f"fitting the {n}-gram on the train split")
+                model.append(fit_ngram(cfg, splits, n))
+            return model[0]
+
+        for s in split_names:
+            sp = splits[s]
+            out[s][n], _ = cached_scores(cache_dir, f"ngram-{n}-{s}-{fp}", sp.x.shape,
+                                         lambda: np.exp(get().score_rows(sp.x, sp.y)[0]),
+                                         {"kind": "ngram", "n": n, "split": s, "fingerprint": fp})
+    return out
+
+
+def ngram_row_distributions(model: KneserNeyLM, x: np.ndarray) -> np.ndarray:
+    """(B, N) row inputs -> (B*N, K) next-character distributions, each row's context only (row-major)."""
+    x = np.asarray(x, dtype=np.int64)
+    pad = np.full((x.shape[0], model.n - 1), -1, dtype=np.int64)
+    win = np.lib.stride_tricks.sliding_window_view(np.concatenate([pad, x], axis=1), model.n, axis=1)
+    return model.next_distributions(win.reshape(-1, model.n))
+
+
+def nnn_module():
+    """``rnnlens.nnn`` (the n-NN baseline), or a one-line error when this installation lacks it."""
+    try:
+        return importlib.import_module("rnnlens.nnn")
+    except ModuleNotFoundError as exc:
+        if exc.name != "rnnlens.nnn":
+            raise
+        raise RnnlensError("the n-NN baseline (rnnlens.nnn) is not available in this version; "
+                           "leave out --nnn") from None
+
+
+def nnn_models(cfg: RunConfig, splits: dict[str, Split], ns: list[int], base: Any,
+               cache_dir: str | os.PathLike | None, device: torch.device | str = "cpu",
+               progress: Callable[[str], None] | None = None) -> dict[int, tuple[Any, str]]:
+    """n -> (the n-NN trained on the run's train split with settings ``base`` (an ``NNNConfig``) and context
+    n, its cache name). Models are cached as ``<cache name>.safetensors`` under ``cache_dir``, named
+    ``nnn-<n>-<settings hash>-<data fingerprint>``."""
+    nnn = nnn_module()
+    fp = data_fingerprint(cfg)
+    out = {}
+    for n in ns:
+        ncfg = nnn.NNNConfig.from_dict({**base.to_dict(), "n": int(n)})
+        tag = hashlib.sha256(json.dumps(ncfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        name = f"nnn-{n}-{tag}-{fp}"
+        path = Path(cache_dir) / f"{name}.safetensors" if cache_dir is not None else None
+        if path is not None and path.is_file():
+            out[n] = (nnn.load_nnn(path, cfg.vocab, device)[0], name)
+            continue
+        if progress:
+            progress(f"training the {n}-NN (hidden {ncfg.hidden}, up to {ncfg.epochs} epochs)")
+        model, info = nnn.train_nnn(splits, len(cfg.vocab), ncfg, device, progress)
+        if path is not None:
+            nnn.save_nnn(path, model, cfg.vocab, {"best_val": info["best_val"], "fingerprint": fp})
+        out[n] = (model, name)
+    return out
+
+
+def nnn_probs(models: dict[int, tuple[Any, str]], splits: dict[str, Split], split_names: list[str],
+              cache_dir: str | os.PathLike | None) -> dict[str, dict[int, np.ndarray]]:
+    """split name -> n -> (B, N) probability of each correct character under the n-NN (cached per model)."""
+    out: dict[str, dict[int, np.ndarray]] = {s: {} for s in split_names}
+    for n, (model, name) in models.items():
+        for s in split_names:
+            sp = splits[s]
+            out[s][n], _ = cached_scores(cache_dir, f"{name}-{s}", sp.x.shape,
+                                         lambda: np.exp(model.log_probs_rows(sp.x, sp.y)),
+                                         {"kind": "nnn", "n": n, "split": s, "model": name})
+    return out

@@ -1,0 +1,150 @@
+"""Venn regions, per-character statistics, symmetric KL and the ``rnnlens compare`` command end to end."""
+from __future__ import annotations
+
+import argparse
+import json
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnlens.cli import main
+from rnnlens.commands import compare as compare_cmd
+from rnnlens.compare import (dynamics_point, error_mask, per_char_stats, region_name, softmax, symmetric_kl,
+                             top_differences, venn_counts)
+from rnnlens.errors import RnnlensError
+from rnnlens.textdata import Vocab
+
+
+def test_venn_counts_match_set_operations():
+    rng = np.random.default_rng(0)
+    masks = {k: rng.random(500) < f for k, f in (("lstm", 0.4), ("nnn", 0.5), ("ngram", 0.45))}
+    counts = venn_counts(masks)
+    sets = {k: set(np.flatnonzero(m).tolist()) for k, m in masks.items()}
+    universe = set(range(500))
+    for bits in product([0, 1], repeat=3):
+        members = [k for k, b in zip(sets, bits) if b]
+        region = set(universe)
+        for k, b in zip(sets, bits):
+            region = region & sets[k] if b else region - sets[k]
+        assert counts[region_name(tuple(members))] == len(region)
+    assert sum(counts.values()) == 500 and len(counts) == 8
+
+
+def test_venn_two_sets_and_empty_regions():
+    counts = venn_counts({"a": np.array([1, 1, 0, 0], bool), "b": np.array([1, 0, 0, 0], bool)})
+    assert counts == {"none": 2, "a": 1, "b": 0, "a&b": 1}
+    with pytest.raises(RnnlensError):
+        venn_counts({"a": np.zeros(3, bool), "b": np.zeros(4, bool)})
+    with pytest.raises(RnnlensError):
+        venn_counts({})
+
+
+def test_error_mask_is_strictly_below_threshold():
+    assert error_mask(np.array([0.49, 0.5, 0.51]), 0.5).tolist() == [True, False, False]
+
+
+def test_per_char_stats_and_top_by_hand():
+    vocab = Vocab(unit="byte", symbols=(ord("a"), ord("b"), ord("c"), ord("d")))
+    y = np.array([0, 0, 1, 1, 1, 2])
+    probs = {"m": np.array([0.9, 0.7, 0.2, 0.4, 0.3, 0.5]), "g": np.array([0.5, 0.5, 0.6, 0.6, 0.6, 0.5])}
+    stats = per_char_stats(y, probs, vocab)
+    by = {r["symbol"]: r for r in stats}
+    assert set(by) == {ord("a"), ord("b"), ord("c")}  # 'd' never occurs
+    assert by[ord("a")]["count"] == 2 and by[ord("a")]["m"] == pytest.approx(0.8) and by[ord("a")]["g"] == pytest.approx(0.5)
+    assert by[ord("b")]["m"] == pytest.approx(0.3) and by[ord("b")]["g"] == pytest.approx(0.6)
+    top = top_differences(stats, "m", "g", k=2, min_count=1)
+    assert [r["symbol"] for r in top["gains"]] == [ord("a"), ord("c")]
+    assert [r["symbol"] for r in top["losses"]] == [ord("b"), ord("c")]
+    assert top["gains"][0]["diff"] == pytest.approx(0.3)
+    # min_count drops rare characters; ties in the difference go to the more frequent character
+    assert [r["symbol"] for r in top_differences(stats, "m", "g", k=5, min_count=2)["gains"]] == [ord("a"), ord("b")]
+    tie = per_char_stats(np.array([0, 1, 1]), {"m": np.array([0.6, 0.6, 0.6]), "g": np.full(3, 0.5)}, vocab)
+    assert [r["symbol"] for r in top_differences(tie, "m", "g", k=2, min_count=1)["gains"]] == [ord("b"), ord("a")]
+
+
+def test_symmetric_kl_against_the_direct_formula():
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.ones(7), size=20)
+    q = rng.dirichlet(np.ones(7), size=20)
+    kl = lambda a, b: np.sum(a * np.log(a / b), axis=1)  # noqa: E731
+    np.testing.assert_allclose(symmetric_kl(p, q), kl(p, q) + kl(q, p), rtol=1e-12)
+    np.testing.assert_allclose(symmetric_kl(p, p), 0, atol=1e-15)
+    np.testing.assert_allclose(symmetric_kl(p, q), symmetric_kl(q, p))
+    zero = np.array([[1.0, 0.0]])
+    assert np.isfinite(symmetric_kl(zero, np.array([[0.5, 0.5]]))).all()
+    with pytest.raises(RnnlensError):
+        symmetric_kl(p, q[:, :3])
+
+
+def test_dynamics_point_by_hand():
+    logits = np.log(np.array([[0.7, 0.2, 0.1], [0.25, 0.5, 0.25]]))
+    d = softmax(logits)
+    np.testing.assert_allclose(d.sum(1), 1)
+    ref = np.array([[0.5, 0.25, 0.25], [0.2, 0.6, 0.2]])
+    y = np.array([0, 1])
+    pt = dynamics_point(d, {"r": ref}, y)
+    assert pt["loss"] == pytest.approx(-(np.log(0.7) + np.log(0.5)) / 2)
+    assert pt["refs"]["r"]["loss_diff"] == pytest.approx(pt["loss"] + (np.log(0.5) + np.log(0.6)) / 2)
+    assert pt["refs"]["r"]["skl"] == pytest.approx(symmetric_kl(d, ref).mean())
+
+
+# ----- end to end -----------------------------------------------------------------------------------------
+def c_like_text(chars: int = 9000) -> str:
+    rng = np.random.default_rng(3)
+    parts = []
+    while sum(map(len, parts)) < chars:
+        body = "".join(f"  x{int(k)} = y; /* }}}} */\n" for k in rng.integers(0, 9, size=rng.integers(1, 5)))
+        parts.append(f"int f{int(rng.integers(0, 99))}(void) {{\n{body}  s = \"{{\";\n}}\n")
+    return "".join(parts)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("cmp")
+    (d / "code.c").write_text(c_like_text())
+    run = d / "run"
+    assert main(["train", "--text", str(d / "code.c"), "--batch-size", "4", "--seq-len", "16", "--hidden", "16",
+                 "--layers", "1", "--max-steps", "20", "--eval-every", "10", "--snapshot-every", "10",
+                 "--out", str(run), "--quiet", "--device", "cpu"]) == 0
+    return run
+
+
+def cli(module, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    module.add_parser(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_compare_command_end_to_end(tiny_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["compare", str(tiny_run), "--ngram", "2", "3", "--min-count", "1", "--dynamics", "ngram",
+            "--dynamics-n", "1,2", "--max-chars", "40", "--out", str(out), "--device", "cpu", "--json"]
+    assert cli(compare_cmd, argv) == 0
+    res = json.loads(capsys.readouterr().out)
+    for f in ("compare.json", "venn.png", "per_char.png", "per_char.md", "braces.png", "dynamics.png"):
+        assert (out / f).is_file(), f
+    assert res["ngram"]["best"] in (2, 3)
+    assert sum(res["venn"].values()) == res["chars"]
+    model, gram = res["model"], f"{res['ngram']['best']}-gram"
+    assert res["venn"][model] + res["venn"][f"{model}&{gram}"] == res["errors"][model]
+    b = res["braces"]
+    assert b["matched"] == sum(r["count"] for r in b["buckets"]) and b["closing"] == b["matched"] + b["unmatched"]
+    dyn = res["dynamics"]
+    assert [p["step"] for p in dyn["points"]] == [10, 20] and dyn["refs"] == ["1-gram", "2-gram"]
+    assert dyn["chars"] == 4 * 10  # 40 characters: 10 columns of the 4 rows
+    # a rerun reads the cached n-gram scores and gives the same numbers
+    cache = sorted(p.name for p in (out / "cache").iterdir())
+    assert len(cache) == 4  # two n-grams x (val, test)
+    assert cli(compare_cmd, argv) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["venn"] == res["venn"] and again["loss"] == res["loss"]
+
+
+def test_compare_command_errors(tiny_run, tmp_path):
+    with pytest.raises(RnnlensError):
+        cli(compare_cmd, ["compare", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit):
+        cli(compare_cmd, ["compare", str(tiny_run), "--brace-buckets", "a,b"])

@@ -1,0 +1,262 @@
+"""The oracle cascade on hand-made texts whose outcome is computed by hand, and against brute force."""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from rnnlens.errors import RnnlensError
+from rnnlens.oracles import OracleConfig, breakdown_markdown, compare_breakdowns, oracle_breakdown, train_word_counts
+from rnnlens.textclass import CharClasses, WordSpans, ids_to_str
+from rnnlens.textdata import Vocab
+
+TEXT = 'ab ab, zq ab"zz'
+#       012345678901234
+CFG = OracleConfig(ngram_ns=(1, 2), memory_windows=(3, 10), rare_counts=(0, 1), boosts=(0.1, 0.3))
+
+
+def encode(text: str, vocab_text: str | None = None) -> tuple[np.ndarray, Vocab]:
+    sym = np.frombuffer(text.encode(), dtype=np.uint8).astype(np.int64)
+    vocab = Vocab.build(np.frombuffer((vocab_text or text).encode(), dtype=np.uint8), "byte")
+    return vocab.encode(sym), vocab
+
+
+def hand_case():
+    ids, vocab = encode(TEXT)
+    targets = np.arange(1, len(TEXT))
+    p = np.full(len(targets), 0.9)
+    g1 = np.full(len(targets), 0.1)
+    g2 = np.full(len(targets), 0.2)
+    errs = {1: 0.2, 4: 0.2, 5: 0.3, 6: 0.0, 8: 0.05, 10: 0.3, 11: 0.4, 12: 0.45, 13: 0.1, 14: 0.35}
+    for t, v in errs.items():
+        p[t - 1] = v
+    g2[1 - 1] = 0.6   # offset 1: the 2-gram gets it
+    g1[5 - 1] = 0.7   # offset 5: the 1-gram gets it (and counts for n <= 2 too)
+    g2[5 - 1] = 0.1
+    # word counts are keyed by ids_to_str(ids of the word), as train_word_counts makes them
+    counts = Counter({ids_to_str(vocab.encode(np.frombuffer(w.encode(), np.uint8))): c
+                      for w, c in (("ab", 7), ("zq", 1), ("zz", 5))})
+    return ids, vocab, targets, p, {1: g1, 2: g2}, counts
+
+
+def test_hand_made_cascade():
+    ids, vocab, targets, p, grams, counts = hand_case()
+    b = oracle_breakdown(p, targets, ids, CharClasses.for_vocab(vocab), grams, counts, CFG)
+    assert b.chars == 14 and b.errors == 10
+    got = [(s.oracle, s.param, s.removed) for s in b.steps]
+    assert got == [("ngram", 1, 1), ("ngram", 2, 1), ("memory", 3, 1), ("memory", 10, 1), ("rare", 0, 0),
+                   ("rare", 1, 1), ("word", None, 2), ("punct", None, 1), ("boost", 0.1, 0), ("boost", 0.3, 1)]
+    assert b.remaining == 1
+    where = {int(t): (b.steps[c].oracle if 0 <= c < len(b.steps) else c) for t, c in zip(targets, b.category)}
+    assert where == {1: "ngram", 2: -1, 3: -1, 4: "memory", 5: "ngram", 6: len(b.steps), 7: -1, 8: "rare",
+                     9: -1, 10: "word", 11: "memory", 12: "punct", 13: "word", 14: "boost"}
+    fam = b.family_counts()
+    assert fam == {"ngram": 2, "memory": 2, "rare": 1, "word": 2, "punct": 1, "boost": 1, "remaining": 1}
+    d = b.to_dict()
+    assert d["families"]["word"]["share"] == pytest.approx(0.2)
+    assert d["error_rate"] == pytest.approx(10 / 14)
+    md = breakdown_markdown({"m": b})
+    assert "| memory | 10 | 1 | 10.0% |" in md and "| remaining | | 1 | 10.0% |" in md
+
+
+def test_threshold_changes_the_error_set():
+    ids, vocab, targets, p, grams, counts = hand_case()
+    cfg = OracleConfig(threshold=0.25, ngram_ns=(1, 2), memory_windows=(3, 10), rare_counts=(0, 1), boosts=(0.1,))
+    b = oracle_breakdown(p, targets, ids, CharClasses.for_vocab(vocab), grams, counts, cfg)
+    assert b.errors == int((p < 0.25).sum()) == 5  # offsets 1, 4, 6, 8, 13
+
+
+def test_subset_of_targets_keeps_each_category():
+    """A split that starts inside a word (offset 11 is 'b' of a word starting at 10) still sees the whole
+    word: every prediction's category depends only on the text, not on which predictions are analysed."""
+    ids, vocab, targets, p, grams, counts = hand_case()
+    cls = CharClasses.for_vocab(vocab)
+    full = oracle_breakdown(p, targets, ids, cls, grams, counts, CFG)
+    sel = slice(10, 14)  # offsets 11..14
+    part = oracle_breakdown(p[sel], targets[sel], ids, cls, {n: g[sel] for n, g in grams.items()}, counts, CFG)
+    assert part.category.tolist() == full.category[sel].tolist()
+
+
+def test_first_characters_of_the_text_and_bad_offsets():
+    ids, vocab = encode('"ab')
+    cls = CharClasses.for_vocab(vocab)
+    # offset 1 ('a') follows the opening quote at offset 0: a word start
+    b = oracle_breakdown(np.array([0.1]), np.array([1]), ids, cls, {}, Counter(), OracleConfig(ngram_ns=()))
+    assert [s.oracle for s in b.steps if s.removed] == ["word"]
+    with pytest.raises(RnnlensError):
+        oracle_breakdown(np.array([0.1]), np.array([0]), ids, cls, {}, Counter(), OracleConfig(ngram_ns=()))
+    with pytest.raises(RnnlensError):  # missing n-gram scores
+        oracle_breakdown(np.array([0.1]), np.array([1]), ids, cls, {}, Counter(), OracleConfig(ngram_ns=(1,)))
+
+
+def test_no_errors_and_empty_categories():
+    ids, vocab, targets, p, grams, counts = hand_case()
+    b = oracle_breakdown(np.ones_like(p), targets, ids, CharClasses.for_vocab(vocab), grams, counts, CFG)
+    assert b.errors == 0 and b.remaining == 0 and all(s.removed == 0 for s in b.steps)
+    assert b.to_dict()["families"]["ngram"]["share"] == 0
+
+
+def test_memory_prefix_mode():
+    ids, vocab = encode("abc abd")
+    cls = CharClasses.for_vocab(vocab)
+    t = np.array([5])  # the 'b' of "abd": the whole word never occurred before, its prefix "ab" did
+    for match, caught in (("word", False), ("prefix", True)):
+        cfg = OracleConfig(ngram_ns=(), memory_windows=(4, 100), memory_match=match, rare_counts=(), boosts=())
+        b = oracle_breakdown(np.array([0.1]), t, ids, cls, {}, Counter(), cfg)
+        assert (b.steps[0].removed == 1) is caught
+        if caught:
+            assert b.steps[0].param == 4  # "ab" at 0..1 lies within the 4 characters before the word (4..6)
+
+
+def test_character_classes():
+    ids, vocab = encode("a1 ,\"'\r\n\xc3\xa9", vocab_text="a1 ,\"'\r\n\xc3\xa9")
+    cls = CharClasses.for_vocab(vocab)
+    by_sym = {s: (bool(cls.word[i]), bool(cls.punct[i]), bool(cls.opener[i])) for i, s in enumerate(vocab.symbols)}
+    assert by_sym[ord("a")] == (True, False, False)
+    assert by_sym[ord("1")] == (True, False, False)
+    assert by_sym[ord(",")] == (False, True, False)
+    assert by_sym[ord('"')] == (False, True, True)
+    assert by_sym[ord("'")] == (False, True, True)
+    assert by_sym[ord(" ")] == (False, False, True)
+    assert by_sym[ord("\n")] == (False, False, True)
+    assert by_sym[0xC3] == (True, False, False)
+    cv = Vocab(unit="char", symbols=tuple(sorted(map(ord, "é—“a"))))
+    cc = CharClasses.for_vocab(cv)
+    d = {chr(s): (bool(cc.word[i]), bool(cc.punct[i]), bool(cc.opener[i])) for i, s in enumerate(cv.symbols)}
+    assert d == {"a": (True, False, False), "é": (True, False, False), "—": (False, True, False),
+                 "“": (False, True, True)}
+
+
+def test_word_spans_and_train_counts():
+    ids, vocab = encode("ab cd,e", vocab_text="ab cd,ef")
+    spans = WordSpans.of(ids, CharClasses.for_vocab(vocab))
+    assert spans.start.tolist() == [0, 0, -1, 3, 3, -1, 6]
+    assert spans.end.tolist() == [2, 2, -1, 5, 5, -1, 7]
+    cls = CharClasses.for_vocab(vocab)
+    rows = [encode(r, vocab_text="ab cd,ef")[0] for r in ("ab ab cd", "ef,ab")]
+    counts = train_word_counts(rows, cls)
+    key = lambda w: ids_to_str(encode(w, vocab_text="ab cd,ef")[0])  # noqa: E731
+    assert counts[key("ab")] == 3 and counts[key("cd")] == 1 and counts[key("ef")] == 1
+    assert sum(counts.values()) == 5
+
+
+def brute_memory_rare(text: str, t: int, windows, limits, counts: Counter, match: str):
+    """Straight from the definitions, on Python strings."""
+    isw = lambda c: c.isalnum()  # noqa: E731
+    if not isw(text[t]) or not isw(text[t - 1]):
+        return None, None
+    s = t
+    while s > 0 and isw(text[s - 1]):
+        s -= 1
+    e = t
+    while e < len(text) and isw(text[e]):
+        e += 1
+    word = text[s:e]
+    needle = word if match == "word" else text[s:t + 1]
+    mem = next((w for w in windows if needle in text[max(0, s - w):s]), None)
+    rare = next((n for n in limits if counts.get(word, 0) <= n), None)
+    return mem, rare
+
+
+@pytest.mark.parametrize("match", ["word", "prefix"])
+def test_memory_and_rare_against_brute_force(match):
+    rng = np.random.default_rng(1)
+    text = "".join(rng.choice(list("aab b c"), size=600))
+    ids, vocab = encode(text, vocab_text="abc ")
+    cls = CharClasses.for_vocab(vocab)
+    counts = Counter({ids_to_str(encode(w, "abc ")[0]): c for w, c in (("ab", 0), ("a", 3), ("b", 1), ("aab", 6))})
+    plain = Counter({"ab": 0, "a": 3, "b": 1, "aab": 6})
+    cfg = OracleConfig(ngram_ns=(), memory_windows=(5, 20, 80), memory_match=match, rare_counts=(0, 1, 2, 3),
+                       boosts=())
+    targets = np.arange(1, len(text))
+    b = oracle_breakdown(np.zeros(len(targets)), targets, ids, cls, {}, counts, cfg)
+    steps = [(s.oracle, s.param) for s in b.steps]
+    for k, t in enumerate(targets.tolist()):
+        mem, rare = brute_memory_rare(text, t, cfg.memory_windows, cfg.rare_counts, plain, match)
+        cat = b.category[k]
+        got = steps[cat] if cat < len(steps) else None
+        if mem is not None:
+            assert got == ("memory", mem), t
+        elif rare is not None:
+            assert got == ("rare", rare), t
+        else:
+            assert got is None or got[0] in ("word", "punct"), t
+
+
+def test_compare_breakdowns_by_hand():
+    ids, vocab, targets, p, grams, counts = hand_case()
+    cls = CharClasses.for_vocab(vocab)
+    big = oracle_breakdown(p, targets, ids, cls, grams, counts, CFG)
+    better = p.copy()
+    better[[0, 4, 7]] = 0.9   # fixes offsets 1 and 5 (n-gram errors) and 8 (rare)
+    better[1] = 0.1           # and makes a new error at offset 2 (a space after 'b': no oracle catches it)
+    small = oracle_breakdown(better, targets, ids, cls, grams, counts, CFG)
+    cmp = compare_breakdowns(big, small, ("weak", "strong"))
+    assert cmp["weaker"] == "weak" and cmp["stronger"] == "strong"
+    assert cmp["error_difference"] == 10 - 8
+    assert cmp["fixed"] == {"total": 3, "by_family": {"ngram": 2, "memory": 0, "rare": 1, "word": 0, "punct": 0,
+                                                       "boost": 0, "remaining": 0}}
+    assert cmp["new"] == 1
+    assert cmp["by_family"]["ngram"] == {"difference": 2, "share": 1.0}
+    assert cmp["by_family"]["rare"]["difference"] == 1
+    # the order of the arguments does not matter
+    assert compare_breakdowns(small, big, ("strong", "weak"))["weaker"] == "weak"
+
+
+def test_config_validation():
+    with pytest.raises(RnnlensError):
+        OracleConfig(threshold=0)
+    with pytest.raises(RnnlensError):
+        OracleConfig(memory_windows=(500, 100))
+    with pytest.raises(RnnlensError):
+        OracleConfig(memory_match="exact")
+    with pytest.raises(RnnlensError):
+        OracleConfig(rare_counts=(-1, 0))
+
+
+# ----- the errors command end to end ----------------------------------------------------------------------
+def test_errors_command_end_to_end(tmp_path, capsys):
+    import argparse
+    import json
+
+    from rnnlens.cli import main
+    from rnnlens.commands import errors as errors_cmd
+
+    rng = np.random.default_rng(0)
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", '"yes"', "no,"]
+    (tmp_path / "t.txt").write_text(" ".join(rng.choice(words, size=1800)) + "\n")
+    runs = []
+    for steps in (40, 4):
+        run = tmp_path / f"run{steps}"
+        assert main(["train", "--text", str(tmp_path / "t.txt"), "--batch-size", "4", "--seq-len", "16", "--hidden",
+                     "16", "--layers", "1", "--max-steps", str(steps), "--lr", "0.02", "--eval-every", "10", "--out", str(run),
+                     "--quiet", "--device", "cpu"]) == 0
+        runs.append(run)
+    capsys.readouterr()  # training's own lines
+    parser = argparse.ArgumentParser()
+    errors_cmd.add_parser(parser.add_subparsers())
+    out = tmp_path / "out"
+    args = parser.parse_args(["errors", str(runs[0]), "--vs", str(runs[1]), "--ngram-n", "1,2,3", "--memory", "10,100",
+                              "--out", str(out), "--device", "cpu", "--json"])
+    assert args.func(args) == 0
+    res = json.loads(capsys.readouterr().out)
+    for f in ("errors.json", "errors.md", "errors.png"):
+        assert (out / f).is_file()
+    assert set(res["models"]) == {"run40", "run4"}
+    for m in res["models"].values():
+        assert sum(s["removed"] for s in m["steps"]) + m["remaining"] == m["errors"]
+        assert [s["param"] for s in m["steps"] if s["oracle"] == "memory"] == [10, 100]
+    s = res["scaling"]
+    weak, strong = res["models"][s["weaker"]], res["models"][s["stronger"]]
+    assert s["stronger"] == "run40" and s["error_difference"] == weak["errors"] - strong["errors"] > 0
+    assert sum(v["difference"] for v in s["by_family"].values()) == s["error_difference"]
+    assert s["fixed"]["total"] - s["new"] == s["error_difference"]
+    assert "| oracle | param |" in (out / "errors.md").read_text()
+    # runs of different data are refused
+    (tmp_path / "u.txt").write_text("other text " * 400)
+    assert main(["train", "--text", str(tmp_path / "u.txt"), "--batch-size", "4", "--seq-len", "16", "--hidden", "8",
+                 "--layers", "1", "--max-steps", "2", "--out", str(tmp_path / "other"), "--quiet", "--device", "cpu"]) == 0
+    args = parser.parse_args(["errors", str(runs[0]), "--vs", str(tmp_path / "other"), "--out", str(out)])
+    with pytest.raises(RnnlensError, match="same text"):
+        args.func(args)
