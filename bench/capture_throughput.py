@@ -18,7 +18,7 @@ The medians and the ratio capture/plain (goal: at most 2) are printed and writte
 Run from the repository root::
 
     .venv/bin/python bench/capture_throughput.py                    # whole test split, 3 repeats
-    .venv/bin/python bench/capture_throughput.py --chars 50000 --repeats 5
+    .venv/bin/python bench/capture_throughput.py --chars 30000 --threads 1   # on a busy shared CPU
 """
 
 from __future__ import annotations

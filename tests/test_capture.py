@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from rnnlens.capture import activation_names, gate_names, iter_capture, resolve_names, run_with_cache
 from rnnlens.capture_store import capture_split, capture_to_dir, open_capture
@@ -91,13 +90,14 @@ def fused_layer_outputs(model: CharRNN, x: torch.Tensor, state) -> list[torch.Te
     return outs
 
 
+@pytest.mark.parametrize("method", ["fused", "steps"])
 @pytest.mark.parametrize("layers", [1, 2, 3])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_capture_equals_fused_path_and_step_reference(cell: str, layers: int) -> None:
+def test_capture_equals_fused_path_and_step_reference(cell: str, layers: int, method: str) -> None:
     model = make_model(cell, layers)
     x = torch.randint(0, K, (B, T), generator=torch.Generator().manual_seed(2))
     state = random_state(model)
-    block = run_with_cache(model, x, state)
+    block = run_with_cache(model, x, state, method=method)
     logits, new_state = model(x, state)  # the fused training path
     assert torch.allclose(block["logits"], logits, atol=TOL, rtol=0)
     for got, want in zip(block.state, new_state):
@@ -153,14 +153,15 @@ def split_of(ids: np.ndarray) -> Split:
     return make_splits(ids, SplitConfig(batch_size=4, seq_len=5, fractions=(0.5, 0.25, 0.25)))["test"]
 
 
+@pytest.mark.parametrize("method", ["fused", "steps"])
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_streaming_carries_state_like_one_long_call(cell: str) -> None:
+def test_streaming_carries_state_like_one_long_call(cell: str, method: str) -> None:
     model = make_model(cell, 2)
     ids = np.random.default_rng(0).integers(0, K, 4 * 5 * 12)
     split = split_of(ids)  # (4, 15): three blocks of 5
-    blocks = list(iter_capture(model, split, seq_len=5))
+    blocks = list(iter_capture(model, split, seq_len=5, method=method))
     assert [b.start for b in blocks] == [0, 5, 10]
-    whole = run_with_cache(model, torch.from_numpy(split.x), targets=torch.from_numpy(split.y))
+    whole = run_with_cache(model, torch.from_numpy(split.x), targets=torch.from_numpy(split.y), method="fused")
     for name, v in whole.acts.items():
         streamed = torch.cat([b[name] for b in blocks], dim=1)
         assert torch.allclose(streamed, v, atol=TOL, rtol=0), name
@@ -204,6 +205,8 @@ def test_bad_input_is_a_one_line_error(tmp_path: Path) -> None:
         run_with_cache(model, torch.tensor([[0, 7]]))
     with pytest.raises(RnnlensError, match="integer"):
         run_with_cache(model, torch.zeros(2, 3))
+    with pytest.raises(RnnlensError, match="unknown capture method"):
+        run_with_cache(model, torch.tensor([[0, 1]]), method="magic")
     with pytest.raises(RnnlensError, match="no time steps"):
         run_with_cache(model, torch.zeros(2, 0, dtype=torch.long))
     with pytest.raises(RnnlensError, match="dtype"):

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 
 from rnnlens.cli import build_parser, main
 from rnnlens.evaluate import evaluate

@@ -120,27 +120,43 @@ def cli(module, argv: list[str]) -> int:
 
 def test_compare_command_end_to_end(tiny_run, tmp_path, capsys):
     out = tmp_path / "out"
-    argv = ["compare", str(tiny_run), "--ngram", "2", "3", "--min-count", "1", "--dynamics", "ngram",
-            "--dynamics-n", "1,2", "--max-chars", "40", "--out", str(out), "--device", "cpu", "--json"]
+    argv = ["compare", str(tiny_run), "--ngram", "2", "3", "--nnn", "1", "2", "--nnn-hidden", "8", "--nnn-epochs", "1",
+            "--min-count", "1", "--dynamics-n", "1,2", "--max-chars", "40", "--out", str(out), "--device", "cpu",
+            "--json"]
     assert cli(compare_cmd, argv) == 0
     res = json.loads(capsys.readouterr().out)
     for f in ("compare.json", "venn.png", "per_char.png", "per_char.md", "braces.png", "dynamics.png"):
         assert (out / f).is_file(), f
     assert res["ngram"]["best"] in (2, 3)
     assert sum(res["venn"].values()) == res["chars"]
-    model, gram = res["model"], f"{res['ngram']['best']}-gram"
-    assert res["venn"][model] + res["venn"][f"{model}&{gram}"] == res["errors"][model]
+    model, gram, nn = res["model"], f"{res['ngram']['best']}-gram", f"{res['nnn']['best']}-NN"
+    assert list(res["errors"]) == [model, gram, nn]
+    v = res["venn"]
+    assert v[model] + v[f"{model}&{gram}"] + v[f"{model}&{nn}"] + v[f"{model}&{gram}&{nn}"] == res["errors"][model]
+    assert v[nn] + v[f"{model}&{nn}"] + v[f"{gram}&{nn}"] + v[f"{model}&{gram}&{nn}"] == res["errors"][nn]
     b = res["braces"]
     assert b["matched"] == sum(r["count"] for r in b["buckets"]) and b["closing"] == b["matched"] + b["unmatched"]
     dyn = res["dynamics"]
-    assert [p["step"] for p in dyn["points"]] == [10, 20] and dyn["refs"] == ["1-gram", "2-gram"]
+    assert [p["step"] for p in dyn["points"]] == [10, 20] and dyn["refs"] == ["1-NN", "2-NN"]
     assert dyn["chars"] == 4 * 10  # 40 characters: 10 columns of the 4 rows
-    # a rerun reads the cached n-gram scores and gives the same numbers
+    # a rerun reads the cached scores and models and gives the same numbers; the dynamics reuse the n-NNs
     cache = sorted(p.name for p in (out / "cache").iterdir())
-    assert len(cache) == 4  # two n-grams x (val, test)
+    assert len([c for c in cache if c.startswith("ngram-")]) == 4  # two n-grams x (val, test)
+    assert len([c for c in cache if c.startswith("nnn-") and c.endswith(".safetensors")]) == 2
+    assert len([c for c in cache if c.startswith("nnn-") and c.endswith(".npz")]) == 4
     assert cli(compare_cmd, argv) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["venn"] == res["venn"] and again["loss"] == res["loss"]
+    assert sorted(p.name for p in (out / "cache").iterdir()) == cache
+
+
+def test_compare_with_ngram_dynamics_and_no_snapshots(tiny_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli(compare_cmd, ["compare", str(tiny_run), "--ngram", "2", "--dynamics", "ngram", "--dynamics-n", "1",
+                             "--max-chars", "8", "--out", str(out), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["dynamics"]["refs"] == ["1-gram"] and res["dynamics"]["chars"] == 8
+    assert "nnn" not in res and len(res["venn"]) == 4
 
 
 def test_compare_command_errors(tiny_run, tmp_path):
@@ -148,3 +164,24 @@ def test_compare_command_errors(tiny_run, tmp_path):
         cli(compare_cmd, ["compare", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
     with pytest.raises(SystemExit):
         cli(compare_cmd, ["compare", str(tiny_run), "--brace-buckets", "a,b"])
+
+
+def test_score_cache_hits_and_recovers(tmp_path):
+    from rnnlens.refscores import cached_scores
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return np.full((2, 3), 0.25)
+
+    p, hit = cached_scores(tmp_path, "s", (2, 3), compute, {"n": 1})
+    assert not hit and p.dtype == np.float32 and p.tolist() == [[0.25] * 3] * 2
+    p, hit = cached_scores(tmp_path, "s", (2, 3), compute, {"n": 1})
+    assert hit and len(calls) == 1
+    (tmp_path / "s.npz").write_bytes(b"garbage")        # a damaged file is recomputed and replaced
+    _, hit = cached_scores(tmp_path, "s", (2, 3), compute, {"n": 1})
+    assert not hit and len(calls) == 2
+    _, hit = cached_scores(tmp_path, "s", (3, 2), lambda: np.zeros((3, 2)), {"n": 1})  # other shape: stale
+    assert not hit
+    assert [f.name for f in tmp_path.iterdir()] == ["s.npz"]  # no temp files left behind

@@ -5,7 +5,10 @@ only returns the top layer's outputs. Capture runs the same weights one layer at
 fused kernel (``torch.lstm`` / ``torch.gru`` / ``torch.rnn_tanh``), which gives every layer's h; because
 the input x_t and the previous state h_{t-1} of every step are then known, all gate pre-activations are
 recomputed with one batched matrix product per layer, and the LSTM cell state with an elementwise scan
-``c_t = f_t * c_{t-1} + i_t * g_t``. Tests prove h and logits equal to ``CharRNN.forward`` and c and the
+``c_t = f_t * c_{t-1} + i_t * g_t`` (method ``"fused"``, the default on a GPU). On a CPU the forward pass is
+bound by arithmetic, so recomputing would double it; there the default is method ``"steps"``: the input
+projection is batched and each step does one matrix product and writes its gates as it goes, the same
+arithmetic as the fused kernel. Layers with only h requested always use the fused kernel. Tests prove h and logits equal to ``CharRNN.forward`` and c and the
 gates equal to a step-by-step reference written from the equations.
 
 Names (``L`` = layer index from 0; shapes (B, T, H) unless noted):
@@ -53,6 +56,7 @@ GATES: dict[str, tuple[str, ...]] = {
     "gru": ("reset_gate", "update_gate"),
     "rnn": (),
 }
+METHODS = ("auto", "fused", "steps")
 OUTPUT_NAMES = ("logits",)
 TARGET_NAMES = ("next_prob", "loss")
 
@@ -192,15 +196,64 @@ def _run_layer(model: CharRNN, layer: int, inp: torch.Tensor, state: State) -> t
     return out, (h_n,)
 
 
+def _steps_layer(model: CharRNN, layer: int, inp: torch.Tensor | None, ids: torch.Tensor,
+                 state: State) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+    """One layer step by step, keeping every gate: outputs (B, T, H), final state (each (1, B, H)), and the
+    internals as (B, T, H) views of time-major buffers. ``inp`` None means layer 0 (one-hot ``ids``)."""
+    cell = model.config.cell
+    w_ih, w_hh, b_ih, b_hh = _layer_weights(model, layer)
+    B, T = ids.shape
+    if inp is None:
+        pre = F.embedding(ids.t(), w_ih.t()) + b_ih  # (T, B, G*H)
+    else:
+        pre = torch.addmm(b_ih, inp.transpose(0, 1).reshape(T * B, -1), w_ih.t()).view(T, B, -1)
+    h = state[0][layer]  # (B, H)
+    H = h.shape[-1]
+    out = pre.new_empty(T, B, H)
+    wt = w_hh.t()
+    if cell == "lstm":
+        pre += b_hh
+        cs = pre.new_empty(T, B, H)
+        c = state[1][layer]
+        for t in range(T):
+            p = pre[t].addmm_(h, wt)  # (B, 4H) pre-activations [i f g o], becoming the activations
+            g = torch.tanh(p[:, 2 * H:3 * H])
+            p.sigmoid_()
+            p[:, 2 * H:3 * H] = g
+            c = torch.mul(p[:, H:2 * H], c, out=cs[t]).addcmul_(p[:, :H], g)
+            h = torch.mul(p[:, 3 * H:], torch.tanh(c), out=out[t])
+        view = lambda a, k: a[..., k * H:(k + 1) * H].transpose(0, 1)  # noqa: E731
+        inner = {"input_gate": view(pre, 0), "forget_gate": view(pre, 1), "candidate": view(pre, 2),
+                 "output_gate": view(pre, 3), "c": cs.transpose(0, 1)}
+        return out.transpose(0, 1), (h.unsqueeze(0), c.unsqueeze(0)), inner
+    if cell == "gru":
+        acts = torch.empty_like(pre)  # (T, B, 3H): r, z, n
+        for t in range(T):
+            gh = torch.addmm(b_hh, h, wt)  # (B, 3H)
+            rz = torch.add(pre[t, :, :2 * H], gh[:, :2 * H], out=acts[t, :, :2 * H]).sigmoid_()
+            n = torch.addcmul(pre[t, :, 2 * H:], rz[:, :H], gh[:, 2 * H:], out=acts[t, :, 2 * H:]).tanh_()
+            h = torch.addcmul(n, rz[:, H:], h - n, out=out[t])  # (1 - z) * n + z * h
+        inner = {"reset_gate": acts[..., :H].transpose(0, 1), "update_gate": acts[..., H:2 * H].transpose(0, 1),
+                 "candidate": acts[..., 2 * H:].transpose(0, 1)}
+        return out.transpose(0, 1), (h.unsqueeze(0),), inner
+    pre += b_hh
+    for t in range(T):
+        h = torch.tanh(pre[t].addmm_(h, wt), out=out[t])
+    return out.transpose(0, 1), (h.unsqueeze(0),), {"pre": pre.transpose(0, 1)}
+
+
 @torch.no_grad()
 def run_with_cache(model: CharRNN, x: torch.Tensor, state: State | None = None, names: NamesFilter = None,
-                   targets: torch.Tensor | None = None, start: int = 0) -> CaptureBlock:
+                   targets: torch.Tensor | None = None, start: int = 0, method: str = "auto") -> CaptureBlock:
     """Run ids ``x`` (B, T) from ``state`` (zero when None) and return the selected activations.
 
     ``targets`` (B, T), the next character of every input, enables ``next_prob`` and ``loss``. The model
-    must be in eval mode (dropout off), which is what ``run.load_model`` returns.
+    must be in eval mode (dropout off), which is what ``run.load_model`` returns. ``method``: ``"fused"``
+    (fused kernel + batched recomputation), ``"steps"`` (step loop) or ``"auto"`` (steps on CPU, else fused).
     """
     cfg = model.config
+    if method not in METHODS:
+        raise RnnlensError(f"unknown capture method {method!r}; use one of {', '.join(METHODS)}")
     if model.training and cfg.dropout > 0 and cfg.layers > 1:
         raise RnnlensError("capture needs the model in eval mode (dropout off); call model.eval() first")
     device = model.head.weight.device
@@ -220,11 +273,16 @@ def run_with_cache(model: CharRNN, x: torch.Tensor, state: State | None = None, 
     acts: dict[str, torch.Tensor] = {}
     finals: list[tuple[torch.Tensor, ...]] = []
     inp: torch.Tensor = onehot
+    steps = method == "steps" or (method == "auto" and device.type == "cpu")
     for layer in range(cfg.layers):
-        out, final = _run_layer(model, layer, inp, state)
-        finals.append(final)
         here = {n.rsplit(".", 1)[1] for n in want if n.startswith(f"layers.{layer}.")}
-        if here - {"h"}:
+        if steps and here - {"h"}:
+            out, final, inner = _steps_layer(model, layer, None if layer == 0 else inp, x, state)
+            acts.update({f"layers.{layer}.{k}": v for k, v in inner.items() if k in here})
+        else:
+            out, final = _run_layer(model, layer, inp, state)
+        finals.append(final)
+        if here - {"h"} and not steps:
             w_ih, w_hh, b_ih, b_hh = _layer_weights(model, layer)
             gi = _input_projection(None if layer == 0 else inp, x, w_ih, b_ih)
             if cfg.cell == "gru":  # the reset gate multiplies W_hn h + b_hn alone: keep both parts
@@ -265,7 +323,7 @@ def capture_columns(split: Split, max_chars: int = 0) -> int:
 
 
 def iter_capture(model: CharRNN, split: Split, seq_len: int, names: NamesFilter = None,
-                 max_chars: int = 0) -> Iterator[CaptureBlock]:
+                 max_chars: int = 0, method: str = "auto") -> Iterator[CaptureBlock]:
     """Stream a split block by block (columns ``j:j+seq_len`` of all B rows), the state carried as in
     training and evaluation, yielding each block's activations (targets are the split's ``y``)."""
     if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
@@ -280,6 +338,6 @@ def iter_capture(model: CharRNN, split: Split, seq_len: int, names: NamesFilter 
     y_all = torch.from_numpy(np.ascontiguousarray(split.y[:, :cols]))
     state: State | None = None
     for j in range(0, cols, seq_len):
-        block = run_with_cache(model, x_all[:, j:j + seq_len], state, names, y_all[:, j:j + seq_len], start=j)
+        block = run_with_cache(model, x_all[:, j:j + seq_len], state, names, y_all[:, j:j + seq_len], j, method)
         state = block.state
         yield block

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -36,22 +37,19 @@ def venn_figure(counts: dict[str, int], names: list[str], title: str = ""):
         ax.add_patch(Circle((cx, cy), 1.0, fill=False, color=c, lw=1.5))
         ax.text(cx * 1.9, cy * 1.9 + (0.25 if cy > 0 else -0.25), name, ha="center", va="center",
                 fontsize=11, color=c, weight="bold")
+    # label every region at the centre of mass of a grid of points that lie in exactly its circles
+    g = np.linspace(-2.0, 2.0, 161)
+    gx, gy = np.meshgrid(g, g)
+    inside = [(gx - cx) ** 2 + (gy - cy) ** 2 < 1.0 for cx, cy in centres]
     for key, value in counts.items():
         if key == "none":
             continue
-        members = key.split("&")
-        idx = [names.index(m) for m in members]
-        if len(idx) == len(names):
-            x, y = (sum(c[0] for c in centres) / len(centres), sum(c[1] for c in centres) / len(centres))
-        else:
-            inside = [centres[i] for i in idx]
-            outside = [centres[i] for i in range(len(names)) if i not in idx]
-            x = sum(c[0] for c in inside) / len(inside)
-            y = sum(c[1] for c in inside) / len(inside)
-            for ox, oy in outside:  # push the label away from the circles it is not in
-                x += (x - ox) * 0.45
-                y += (y - oy) * 0.45
-        ax.text(x, y, f"{value:,}", ha="center", va="center", fontsize=10)
+        members = set(key.split("&"))
+        sel = np.ones_like(gx, dtype=bool)
+        for name, m in zip(names, inside):
+            sel &= m if name in members else ~m
+        if sel.any():
+            ax.text(gx[sel].mean(), gy[sel].mean(), f"{value:,}", ha="center", va="center", fontsize=10)
     ax.set_xlim(-2.0, 2.0)
     ax.set_ylim(-1.9, 1.9)
     ax.set_aspect("equal")

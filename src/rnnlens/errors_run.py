@@ -11,8 +11,6 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from . import error_plots as plots
 from .errors import RnnlensError
 from .fsutil import atomic_write_json, atomic_write_text

@@ -6,35 +6,14 @@ import argparse
 from pathlib import Path
 
 from ..capture_store import DTYPES, capture_to_dir
-from ..run import load_model, load_splits
-from ..runtime import resolve_device
-from ..splits import Split, stream_split
-from ..textdata import read_symbols
-from .common import add_device_flag, add_json_flag, emit_json, say
+from .common import add_json_flag, add_run_source_flags, emit_json, load_run_and_split, say
 
 
 def add_input_flags(p: argparse.ArgumentParser) -> None:
-    """--split / --text / --data-dir / --weights / --max-chars, shared with ``rnnlens gates``."""
-    p.add_argument("run", metavar="RUN", help="run directory (the --out of rnnlens train)")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--split", choices=["train", "val", "test"], default="test", help="which split (default: test)")
-    src.add_argument("--text", metavar="FILE", help="use this file instead of a split (read with the run's units)")
-    p.add_argument("--data-dir", metavar="DIR", help="folder holding the named corpora (default: $RNNLENS_DATA)")
-    p.add_argument("--weights", choices=["best", "last"], default="best", help="which weights (default: best)")
+    """The run/source flags plus --max-chars, shared with ``rnnlens gates``."""
+    add_run_source_flags(p)
     p.add_argument("--max-chars", type=int, default=0, metavar="N",
                    help="only the first columns of every row, enough for N characters (default: all)")
-
-
-def load_input(args: argparse.Namespace):
-    """(model, run config, split, label) for the --split/--text flags."""
-    model, cfg, _ = load_model(args.run, "best" if args.weights == "best" else "state", resolve_device(args.device))
-    if args.text:
-        split: Split = stream_split(cfg.vocab.encode(read_symbols(args.text, cfg.text)), cfg.split.batch_size, "text")
-        label = f"text-{Path(args.text).stem}"
-    else:
-        split = load_splits(cfg, args.data_dir)[args.split]
-        label = args.split
-    return model, cfg, split, label
 
 
 def add_parser(subparsers) -> None:
@@ -50,13 +29,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--names", metavar="FILTER", help="comma-separated glob patterns, e.g. 'layers.*.forget_gate,loss' (default: all)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/capture-<split or text name>)")
     p.add_argument("--dtype", choices=DTYPES, default="float16", help="storage type of activations (default: float16)")
-    add_device_flag(p)
     add_json_flag(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    model, cfg, split, label = load_input(args)
+    model, cfg, split, label = load_run_and_split(args)
     out = Path(args.out) if args.out else Path(args.run) / f"capture-{label}"
     info = {"run": str(Path(args.run).resolve()), "weights": args.weights, "source": args.text or label}
     cap = capture_to_dir(model, split, cfg.split.seq_len, out, args.names, args.dtype, args.max_chars, info)

@@ -20,9 +20,9 @@ from ..fsutil import atomic_write_json, atomic_write_text
 from ..model import CharRNN
 from ..run import RunConfig, load_model, load_symbols
 from ..runtime import resolve_device
-from ..splits import Split, make_splits, stream_split
+from ..splits import Split, make_splits
 from ..textdata import read_symbols
-from .common import add_device_flag, add_json_flag, emit_json, say
+from .common import add_json_flag, add_run_source_flags, emit_json, load_source, say
 
 
 def add_parser(subparsers) -> None:
@@ -32,14 +32,11 @@ def add_parser(subparsers) -> None:
         "depth, indentation, if conditions, ...; Pearson r or ROC AUC) and write a report with each feature's best "
         "cell. --cell LAYER:INDEX: colour a text by one cell's tanh(c) (or h), -1 red to +1 blue, as HTML or PNG. "
         "--histogram: the distribution of tanh(c) over a split. See docs/cells.md.")
-    p.add_argument("run", metavar="RUN", help="run directory (the --out of rnnlens train)")
+    add_run_source_flags(p)
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--find", action="store_true", help="rank cells by how well they track each text feature")
     mode.add_argument("--cell", metavar="LAYER:INDEX", help="draw this cell, e.g. 1:42 (layers and cells count from 0)")
     mode.add_argument("--histogram", action="store_true", help="histogram of tanh(c) (h for GRU/RNN) per layer")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--split", choices=["train", "val", "test"], help="which split (default: test)")
-    src.add_argument("--text", metavar="FILE", help="a text file instead of a split (read with the run's units)")
     p.add_argument("--state", choices=["c", "h"], help="tanh(c) or h (default: c for an LSTM, h otherwise)")
     p.add_argument("--top", type=int, default=5, metavar="N", help="--find: best cells listed per feature (default: 5)")
     p.add_argument("--max-chars", type=int, metavar="N", help="--find/--histogram: characters to use "
@@ -51,9 +48,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("--width", type=int, default=100, metavar="COLS", help="line width of the drawings (default: 100)")
     p.add_argument("--out", metavar="PATH", help="--find/--histogram: output folder (default: RUN/cells); --cell: "
                    "FILE.html or FILE.png (default: RUN/cells/cell-LAYER-INDEX.html and .png)")
-    p.add_argument("--data-dir", metavar="DIR", help="folder holding the named corpora (default: $RNNLENS_DATA)")
-    p.add_argument("--weights", choices=["best", "last"], default="best", help="which weights (default: best)")
-    add_device_flag(p)
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -135,13 +129,10 @@ def _draw_cell(args: argparse.Namespace, model: CharRNN, cfg: RunConfig, state: 
 
 
 def _source(args: argparse.Namespace, cfg: RunConfig) -> tuple[np.ndarray, Split, str]:
-    """(all symbols of the source text, its split to stream, a label) for --split / --text."""
-    if args.text:
-        symbols = read_symbols(args.text, cfg.text)
-        return symbols, stream_split(cfg.vocab.encode(symbols), cfg.split.batch_size, "text"), Path(args.text).name
-    symbols = load_symbols(cfg, args.data_dir)
-    name = args.split or "test"
-    return symbols, make_splits(cfg.vocab.encode(symbols), cfg.split)[name], f"{cfg.source.label} {name}"
+    """(all symbols of the source text, its split to stream, a label for titles) for --split / --text."""
+    symbols, split, _ = load_source(args, cfg)
+    label = Path(args.text).name if args.text else f"{cfg.source.label} {args.split}"
+    return symbols, split, label
 
 
 def _capture(model: CharRNN, split: Split, seq_len: int, names: list[str], state: str, max_chars: int,

@@ -6,9 +6,14 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tqdm import tqdm
+
+from ..splits import Split
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
@@ -77,29 +82,39 @@ class BarReporter:
 
 
 def add_run_source_flags(parser: argparse.ArgumentParser, default_split: str = "test") -> None:
-    """RUN plus where its text comes from: one of the run's splits, or any file read with the run's units."""
+    """RUN plus where its text comes from (one of the run's splits, or any file read with the run's units),
+    which weights, and the device."""
     parser.add_argument("run", metavar="RUN", help="run directory (the --out of rnnlens train)")
-    parser.add_argument("--split", choices=["train", "val", "test"], default=default_split,
-                        help=f"which split of the run's corpus (default: {default_split})")
-    parser.add_argument("--text", metavar="FILE", help="use this file instead of a split (read with the run's units "
-                        "and newline mode, cut into up to --batch-size rows; the first character of each row has no "
-                        "prediction)")
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--split", choices=["train", "val", "test"], default=default_split,
+                     help=f"which split of the run's corpus (default: {default_split})")
+    src.add_argument("--text", metavar="FILE", help="use this file instead of a split (read with the run's units "
+                     "and newline mode, cut into up to --batch-size rows; the first character of each row has no "
+                     "prediction)")
     parser.add_argument("--data-dir", metavar="DIR", help="folder holding the named corpora (default: $RNNLENS_DATA)")
     parser.add_argument("--weights", choices=["best", "last"], default="best",
                         help="best-on-validation weights or the latest training state (default: best)")
     add_device_flag(parser)
 
 
-def load_run_and_split(args: argparse.Namespace):
-    """(model, RunConfig, weights metadata, Split) for the flags of :func:`add_run_source_flags`."""
-    from ..run import load_model, load_splits
-    from ..runtime import resolve_device
-    from ..splits import stream_split
+def load_source(args: argparse.Namespace, cfg) -> tuple[np.ndarray, Split, str]:
+    """(every symbol of the source text, the split to stream, a label: the split's name or text-<file stem>)."""
+    from ..run import load_symbols
+    from ..splits import make_splits, stream_split
     from ..textdata import read_symbols
 
-    model, cfg, meta = load_model(args.run, "best" if args.weights == "best" else "state", resolve_device(args.device))
     if getattr(args, "text", None):
-        split = stream_split(cfg.vocab.encode(read_symbols(args.text, cfg.text)), cfg.split.batch_size, "text")
-    else:
-        split = load_splits(cfg, args.data_dir)[args.split]
-    return model, cfg, meta, split
+        symbols = read_symbols(args.text, cfg.text)
+        return symbols, stream_split(cfg.vocab.encode(symbols), cfg.split.batch_size, "text"), f"text-{Path(args.text).stem}"
+    symbols = load_symbols(cfg, args.data_dir)
+    return symbols, make_splits(cfg.vocab.encode(symbols), cfg.split)[args.split], args.split
+
+
+def load_run_and_split(args: argparse.Namespace):
+    """(model, RunConfig, Split, label) for the flags of :func:`add_run_source_flags`."""
+    from ..run import load_model
+    from ..runtime import resolve_device
+
+    model, cfg, _ = load_model(args.run, "best" if args.weights == "best" else "state", resolve_device(args.device))
+    _, split, label = load_source(args, cfg)
+    return model, cfg, split, label

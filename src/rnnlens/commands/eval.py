@@ -19,7 +19,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, cfg, _, split = load_run_and_split(args)
+    model, cfg, split, _ = load_run_and_split(args)
     result = evaluate(model, split, cfg.split.seq_len)
     if args.json:
         emit_json(result.to_dict())

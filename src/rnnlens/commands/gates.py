@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..gates import SaturationConfig, gate_saturation, write_saturation
-from .capture import add_input_flags, load_input
-from .common import add_device_flag, add_json_flag, emit_json, say
+from .capture import add_input_flags
+from .common import add_json_flag, emit_json, load_run_and_split, say
 
 
 def add_parser(subparsers) -> None:
@@ -24,14 +24,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--mostly", type=float, default=0.9,
                    help="summary counts units saturated more than this fraction of the time (default: 0.9)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/gates-<split or text name>)")
-    add_device_flag(p)
     add_json_flag(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = SaturationConfig(args.left, args.right, args.mostly)
-    model, cfg, split, label = load_input(args)
+    model, cfg, split, label = load_run_and_split(args)
     result = gate_saturation(model, split, cfg.split.seq_len, config, args.max_chars)
     out = Path(args.out) if args.out else Path(args.run) / f"gates-{label}"
     paths = write_saturation(result, out, f"gate saturation, {cfg.model.layers}-layer {cfg.model.cell.upper()}, "

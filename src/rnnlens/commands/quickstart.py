@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"run": str(out), "sample": text, **summary})
         return 0
-    say(f"\n--- sample (temperature 0.8) ---")
+    say("\n--- sample (temperature 0.8) ---")
     sys.stdout.write(text + "\n")
     say("--- end of sample ---")
     say(f"test loss: {summary['test_loss_nats']:.4f} nats/char ({summary['test_loss_bits']:.4f} bits/char) "
