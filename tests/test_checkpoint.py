@@ -195,3 +195,17 @@ def test_check_state_dict_refuses_extra_weights(tmp_path: Path) -> None:
     deeper = CharRNN(ModelConfig(cell="lstm", layers=2, hidden=8, vocab_size=10)).state_dict()
     with pytest.raises(RnnlensError):
         check_state_dict(model, deeper, tmp_path / "best.safetensors")
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path: Path) -> None:
+    """mkstemp creates 0600 files; results must be readable like any other file the user writes."""
+    import os
+
+    from rnnlens.fsutil import atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644

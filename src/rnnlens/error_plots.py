@@ -30,13 +30,14 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 90) -> Path:
 def venn_figure(counts: dict[str, int], names: list[str], title: str = ""):
     """Two or three circles with the count of every region (``counts`` from compare.venn_counts)."""
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
-    centres = [(-0.55, 0.35), (0.55, 0.35), (0.0, -0.55)][:len(names)]
+    centres = [(-0.55, 0.35), (0.55, 0.35), (0.0, -0.55)][:len(names)] if len(names) == 3 else \
+        [(-0.55, 0.0), (0.55, 0.0)][:len(names)]
     colours = ["tab:red", "tab:blue", "tab:green"]
     for (cx, cy), c, name in zip(centres, colours, names):
         ax.add_patch(Circle((cx, cy), 1.0, alpha=0.18, color=c))
         ax.add_patch(Circle((cx, cy), 1.0, fill=False, color=c, lw=1.5))
-        ax.text(cx * 1.9, cy * 1.9 + (0.25 if cy > 0 else -0.25), name, ha="center", va="center",
-                fontsize=11, color=c, weight="bold")
+        ax.text(cx, cy + (1.15 if cy >= 0 else -1.15), name, ha="center", va="center", fontsize=11, color=c,
+                weight="bold")
     # label every region at the centre of mass of a grid of points that lie in exactly its circles
     g = np.linspace(-2.0, 2.0, 161)
     gx, gy = np.meshgrid(g, g)
@@ -51,7 +52,7 @@ def venn_figure(counts: dict[str, int], names: list[str], title: str = ""):
         if sel.any():
             ax.text(gx[sel].mean(), gy[sel].mean(), f"{value:,}", ha="center", va="center", fontsize=10)
     ax.set_xlim(-2.0, 2.0)
-    ax.set_ylim(-1.9, 1.9)
+    ax.set_ylim(-1.9 if len(names) == 3 else -1.3, 1.7 if len(names) == 3 else 1.3)
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(title + (f"\ncorrect under all: {counts.get('none', 0):,}" if "none" in counts else ""), fontsize=10)
