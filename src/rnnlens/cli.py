@@ -14,7 +14,8 @@ from . import __version__
 from .errors import RnnlensError
 
 # Each name is a module rnnlens.commands.<name> with add_parser(subparsers) and run(args).
-COMMANDS = ("quickstart", "train", "eval", "sample", "sizes", "data", "ngram", "capture", "gates", "cells")
+COMMANDS = ("quickstart", "train", "eval", "sample", "sizes", "data", "ngram", "nnn", "baselines", "capture", "gates",
+            "cells", "compare", "errors")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -158,7 +158,7 @@ def run_compare(run_dir: str | os.PathLike, out: str | os.PathLike, ccfg: Compar
         result["dynamics"] = dyn
         if "points" in dyn:
             plots.save_figure(plots.dynamics_figure([p["step"] for p in dyn["points"]], dyn["points"], dyn["refs"],
-                                                    f"{mname} during training vs {dyn['reference']} models "
+                                                    f"{mname} during training vs {'n-NN' if dyn['reference'] == 'nnn' else 'n-gram'} models "
                                                     f"({dyn['chars']:,} chars)"), out / "dynamics.png")
     atomic_write_json(out / "compare.json", result)
     return result

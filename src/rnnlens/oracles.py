@@ -190,11 +190,13 @@ def oracle_breakdown(prob: np.ndarray, targets: np.ndarray, text: np.ndarray, cl
     spans = WordSpans.of(text, classes)
     text_str = ids_to_str(text)
     thr = cfg.threshold
+    ngram = _first_level(np.stack([np.asarray(ngram_probs[n]).reshape(-1) >= thr for n in cfg.ngram_ns])
+                         if cfg.ngram_ns else np.zeros((0, len(p)), bool))
+    left = err & (ngram == _NEVER)  # the word oracles only ever see errors the n-gram oracle leaves
     levels = {
-        "ngram": _first_level(np.stack([np.asarray(ngram_probs[n]).reshape(-1) >= thr for n in cfg.ngram_ns])
-                              if cfg.ngram_ns else np.zeros((0, len(p)), bool)),
-        "memory": _memory_levels(err, targets, spans, text_str, cfg),
-        "rare": _rare_levels(err, targets, spans, text_str, train_counts, cfg),
+        "ngram": ngram,
+        "memory": _memory_levels(left, targets, spans, text_str, cfg),
+        "rare": _rare_levels(left, targets, spans, text_str, train_counts, cfg),
         "word": np.where(classes.opener[text[targets - 1]], 0, _NEVER),
         "punct": np.where(classes.punct[text[targets]], 0, _NEVER),
         "boost": _first_level(np.stack([p + b >= thr for b in cfg.boosts]) if cfg.boosts

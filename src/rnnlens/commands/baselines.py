@@ -10,7 +10,7 @@ from ..runtime import resolve_device
 from ..splits import SplitConfig
 from ..textdata import TextConfig
 from .common import add_device_flag, add_json_flag, emit_json, say
-from .train import _fractions, add_data_flags
+from .train import parse_fractions, add_data_flags
 
 
 def add_parser(subparsers) -> None:
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     label = Path(args.text).stem if args.text else dataset
     out = Path(args.out) if args.out else Path("runs") / f"table2-{label}-{args.preset}"
     text_cfg = TextConfig(unit=args.unit or "byte", newline=args.newline or "keep")
-    split_cfg = SplitConfig(layout=args.layout or "interleaved", fractions=_fractions(args.fractions, dataset),
+    split_cfg = SplitConfig(layout=args.layout or "interleaved", fractions=parse_fractions(args.fractions, dataset),
                             batch_size=args.batch_size or 100, seq_len=args.seq_len or 100)
     progress = None if args.quiet or args.json else say
     results = run_table2(None if args.text else dataset, args.data_dir, out, args.preset, device, progress,

@@ -12,7 +12,7 @@ from ..runtime import resolve_device
 from ..splits import SplitConfig
 from ..textdata import TextConfig
 from .common import add_device_flag, add_json_flag, emit_json, say
-from .train import _fractions, add_data_flags
+from .train import parse_fractions, add_data_flags
 
 
 def add_parser(subparsers) -> None:
@@ -60,7 +60,7 @@ def data_from_args(args: argparse.Namespace, vocab=None) -> TableData:
     """The text of --dataset/--text (default pystdlib) cut like the neural models' splits."""
     dataset = args.dataset if args.dataset or args.text else "pystdlib"
     text_cfg = TextConfig(unit=args.unit or (vocab.unit if vocab else "byte"), newline=args.newline or "keep")
-    split_cfg = SplitConfig(layout=args.layout or "interleaved", fractions=_fractions(args.fractions, dataset),
+    split_cfg = SplitConfig(layout=args.layout or "interleaved", fractions=parse_fractions(args.fractions, dataset),
                             batch_size=args.batch_size or 100, seq_len=args.seq_len or 100)
     return load_data(None if args.text else dataset, args.data_dir, args.text, text_cfg, split_cfg, vocab)
 

@@ -86,7 +86,7 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _fractions(text: str | None, dataset: str | None) -> tuple[float, float, float]:
+def parse_fractions(text: str | None, dataset: str | None) -> tuple[float, float, float]:
     if text is None:
         return tuple(CORPORA[dataset].fractions) if dataset else DEFAULT_FRACTIONS
     try:
@@ -111,7 +111,7 @@ def build_config(args: argparse.Namespace) -> tuple[RunConfig, dict]:
     text_cfg = TextConfig(unit=args.unit or "byte", newline=args.newline or "keep")
     symbols = read_symbols(raw, text_cfg)
     vocab = Vocab.build(symbols, text_cfg.unit)
-    split_cfg = SplitConfig(layout=args.layout or "interleaved", fractions=_fractions(args.fractions, args.dataset),
+    split_cfg = SplitConfig(layout=args.layout or "interleaved", fractions=parse_fractions(args.fractions, args.dataset),
                             batch_size=args.batch_size or 100, seq_len=args.seq_len or 100)
     splits = make_splits(vocab.encode(symbols), split_cfg)
     cell, layers = args.model or "lstm", args.layers or 2
