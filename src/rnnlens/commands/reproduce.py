@@ -1,0 +1,87 @@
+"""``rnnlens reproduce``: the paper's Table 1 grid, Table 2 and the analyses, then report.html, in one command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tqdm import tqdm
+
+from ..reproduce.plan import DATASETS, PRESETS, format_plan
+from ..reproduce.runner import make_plan, reproduce
+from ..runtime import resolve_device
+from .common import add_json_flag, emit_json, say
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "reproduce", help="reproduce the paper: the Table 1 grid, Table 2, every analysis, and a report",
+        description="Runs, in dependency order, the Table 1 grid (type x depth x budget, dropout chosen on "
+        "validation), the Table 2 baselines and the analyses (cells, gates, map of models), then writes "
+        "OUT/report.html, OUT/summary.md and OUT/results.json. Resumable: run the same command again to "
+        "continue; finished stages are skipped. See docs/reproduce.md for what each preset covers.")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="smoke", help="smoke (minutes, checks the "
+                   "pipeline), cpu (hours on a CPU), paper (the full recipe, for GPUs) (default: smoke)")
+    p.add_argument("--datasets", metavar="A,B", help=f"comma-separated corpora among {', '.join(DATASETS)} "
+                   "(default: the preset's)")
+    p.add_argument("--out", metavar="DIR", default="reproduce", help="output folder (default: ./reproduce)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding the named corpora (default: $RNNLENS_DATA)")
+    p.add_argument("--workers", type=int, default=0, help="parallel stages (default: one per CPU core, one on a GPU)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default: 1)")
+    p.add_argument("--force", action="store_true", help="replace results of another configuration in --out")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (every run with its size, parameter "
+                   "count and estimated time) and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+class StageBar:
+    """One overall bar over the stages, the current stage in its description."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: tqdm | None = None
+
+    def start(self, total: int) -> None:
+        if self.enabled:
+            self.bar = tqdm(total=total, desc="reproduce", unit="stage", file=sys.stderr, dynamic_ncols=True)
+
+    def stage(self, stage_id: str, status: str) -> None:
+        if self.bar is None:
+            return
+        if status == "running":
+            self.bar.set_postfix_str(stage_id)
+            return
+        if status in ("failed", "blocked"):
+            self.bar.write(f"{stage_id}: {status}", file=sys.stderr)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    device = str(resolve_device(args.device))
+    planned = make_plan(args.preset, args.datasets, args.data_dir, device, args.workers)
+    if args.dry_run:
+        if args.json:
+            emit_json({"preset": planned.preset.name, "workers": planned.workers,
+                       "stages": [s.to_dict() for s in planned.stages]})
+        else:
+            for line in format_plan(planned.preset, planned.stages, planned.workers):
+                print(line)
+        return 0
+    outcome = reproduce(args.out, planned, device, args.data_dir, args.force, args.threads,
+                        StageBar(not args.quiet and not args.json))
+    counts = {k: outcome.count(k) for k in ("done", "skipped", "failed", "blocked")}
+    if args.json:
+        emit_json({"out": args.out, **counts, "errors": outcome.errors})
+    else:
+        for sid, err in outcome.errors.items():
+            say(f"failed: {sid}: {err.splitlines()[0]}")
+        say(f"{counts['done']} stages run, {counts['skipped']} up to date, {counts['failed']} failed, "
+            f"{counts['blocked']} blocked; report: {args.out}/report.html")
+    return 1 if counts["failed"] or counts["blocked"] else 0

@@ -1,0 +1,53 @@
+"""``rnnlens serve``: the explorer, a local web app to look inside a run (docs/explorer.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..explorer.data import ExplorerConfig, load_explorer
+from ..explorer.server import make_server
+from ..run import load_model
+from ..runtime import resolve_device
+from .common import add_run_source_flags, load_source, say
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve", help="an offline web app: heatmaps of every cell over the text, pattern search, gates, predictions",
+        description="Start a local web server (127.0.0.1 unless --host) with the explorer: the text (the run's "
+        "test split by default) coloured by any cell or by the loss, the cell list with each cell's best feature, "
+        "LSTMVis pattern search over a selected span, the gate saturation scatter, and the model's next-character "
+        "candidates on hover. The first start precomputes a cache under RUN/explorer-<source> (or --cache). "
+        "See docs/explorer.md.")
+    add_run_source_flags(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 = any free port)")
+    p.add_argument("--cache", metavar="DIR", help="cache folder (default: RUN/explorer-<split or text-NAME>)")
+    p.add_argument("--ngram", metavar="FILE", help="a saved n-gram model (rnnlens ngram --save) to show beside the "
+                   "model's predictions; it must use the run's vocabulary")
+    p.add_argument("--width", type=int, default=100, metavar="COLS", help="display line width (default: 100)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import RnnlensError
+
+    if not 0 <= args.port <= 65535:
+        raise RnnlensError(f"--port must be in 0..65535, got {args.port}")
+    if not 10 <= args.width <= 1000:
+        raise RnnlensError(f"--width must be in 10..1000, got {args.width}")
+    model, cfg, _ = load_model(args.run, "best" if args.weights == "best" else "state", resolve_device(args.device))
+    symbols, split, label = load_source(args, cfg)
+    say(f"loading the explorer cache for {label} (built on first use; this can take a few minutes)...")
+    data = load_explorer(model, cfg, split, symbols, label, args.run, args.weights, args.cache,
+                         ExplorerConfig(width=args.width), args.ngram)
+    server = make_server(data, args.host, args.port)
+    host, port = server.server_address[:2]
+    say(f"rnnlens explorer: http://{host}:{port}/  ({data.n:,} characters; Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0

@@ -1,0 +1,63 @@
+"""One reproduction from start to report: validate, plan, prepare the folder, run the stages, write the report."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .executor import Backend, InlineBackend, LocalBackend, Outcome, Progress, default_workers, prepare_out_dir, run_plan
+from .plan import Preset, Stage, build_plan, check_order, corpus_info, get_preset, parse_datasets
+from .report import write_report
+from .stages import Context
+
+
+@dataclass
+class Planned:
+    preset: Preset
+    datasets: tuple[str, ...]
+    stages: list[Stage]
+    workers: int
+
+
+def make_plan(preset: str, datasets: str | None, data_dir: str | None, device: str, workers: int = 0) -> Planned:
+    """Validate the inputs (unknown preset or dataset, missing corpus: RnnlensError) and build the plan."""
+    p = get_preset(preset)
+    names = parse_datasets(datasets, p)
+    stages = build_plan(p, [corpus_info(n, p, data_dir) for n in names], gpu=device.startswith("cuda"))
+    check_order(stages)
+    return Planned(p, names, stages, workers or default_workers(device))
+
+
+def machine() -> str:
+    return f"{platform.node()} {platform.machine()} {platform.system()} {platform.release()}, {os.cpu_count()} CPU cores"
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return device
+
+
+def reproduce(out: str | os.PathLike, planned: Planned, device: str = "cpu", data_dir: str | None = None,
+              force: bool = False, threads: int = 1, progress: Progress | None = None,
+              backend: Backend | None = None) -> Outcome:
+    """Run (or resume) every stage of ``planned`` under ``out`` and write the report; returns how stages ended."""
+    root = Path(out).resolve()
+    started = time.time()
+    invocation = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "machine": machine(),
+                  "device": device_name(device), "workers": planned.workers, "torch": torch.__version__,
+                  "datasets": list(planned.datasets)}
+    prepare_out_dir(root, planned.preset, planned.datasets, planned.stages, force, invocation)
+    ctx = Context(str(root), planned.preset, device, data_dir, threads)
+    backend = backend or (InlineBackend() if planned.workers == 1 else LocalBackend(planned.workers))
+    try:
+        outcome = run_plan(planned.stages, ctx, backend, progress)
+    finally:
+        backend.close()
+    write_report(root)
+    return outcome

@@ -1,0 +1,305 @@
+"""Each stage of a reproduction as a function of (stage, context) writing its results under its own folder.
+
+Every stage function writes its files under ``ROOT/stages/<stage id>/`` (atomically, file by file) and
+returns a JSON-able record; the executor stores that record as ``stage.json`` in the same folder, last,
+so a stage is finished exactly when its ``stage.json`` exists. Stages read the records of the stages they
+depend on with :func:`read_record`. Training resumes a half-finished run from its saved state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..corpora import CORPORA, load_corpus_bytes
+from ..errors import RnnlensError
+from ..fsutil import atomic_write_bytes, atomic_write_json, read_json
+from ..run import CONFIG, load_model, load_splits, sha256_hex
+from ..runtime import resolve_device
+from .plan import Preset, Stage
+
+RECORD = "stage.json"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every stage needs besides its own parameters (picklable: it travels to worker processes)."""
+
+    root: str
+    preset: Preset
+    device: str = "cpu"
+    data_dir: str | None = None
+    threads: int = 1
+
+
+def stage_dir(root: str | os.PathLike, stage_id: str) -> Path:
+    return Path(root) / "stages" / stage_id
+
+
+def read_record(root: str | os.PathLike, stage_id: str) -> dict[str, Any] | None:
+    """The finished record of a stage (timing + ``result``), or None when it has not finished."""
+    path = stage_dir(root, stage_id) / RECORD
+    return read_json(path) if path.is_file() else None
+
+
+def read_result(root: str | os.PathLike, stage_id: str) -> dict[str, Any] | None:
+    """What a finished stage returned, or None when it has not finished."""
+    rec = read_record(root, stage_id)
+    return None if rec is None else rec["result"]
+
+
+def rel(ctx: Context, path: str | os.PathLike) -> str:
+    """A path relative to the output root (records stay valid when the folder is moved)."""
+    return os.path.relpath(path, ctx.root)
+
+
+# ----- data and training -----------------------------------------------------------------------------------
+def run_data(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
+    """The corpus as the grid sees it: a slice written to ``text.txt``, or the named corpus itself."""
+    raw = load_corpus_bytes(stage.dataset, ctx.data_dir)
+    record: dict[str, Any] = {"dataset": stage.dataset, "fractions": list(CORPORA[stage.dataset].fractions)}
+    if ctx.preset.slice_bytes:
+        raw = raw[:ctx.preset.slice_bytes]
+        atomic_write_bytes(out / "text.txt", raw)
+        record["text"] = rel(ctx, out / "text.txt")
+    record.update(size=len(raw), sha256=sha256_hex(raw), vocab_size=len(set(raw)))
+    return record
+
+
+def _source_args(ctx: Context, dataset: str) -> dict[str, Any]:
+    """--dataset/--text/--fractions for build_config from the data stage's record."""
+    data = read_result(ctx.root, f"data/{dataset}")
+    if data is None:
+        raise RnnlensError(f"the data stage of {dataset} has not finished; run reproduce again")
+    fractions = ",".join(str(f) for f in data["fractions"])
+    if "text" in data:
+        return {"dataset": None, "text": str(Path(ctx.root) / data["text"]), "fractions": fractions}
+    return {"dataset": dataset, "text": None, "fractions": fractions}
+
+
+def run_train(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
+    """One grid model, trained with the preset's recipe; resumes a run killed before it ended."""
+    from ..commands.train import build_config
+    from ..train import init_run, train
+
+    p, pr = stage.params, ctx.preset
+    run_dir = out / Path(stage.id).name  # named after the model: analyses label runs by folder name
+    splits = None
+    if not (run_dir / CONFIG).is_file():
+        # killed before its config.json was in place: at most a stray temp file is there; start the run afresh
+        shutil.rmtree(run_dir, ignore_errors=True)
+        args = argparse.Namespace(
+            **_source_args(ctx, stage.dataset), data_dir=ctx.data_dir, unit="byte", newline="keep",
+            layout="interleaved", batch_size=pr.batch_size, seq_len=pr.seq_len, model=p["cell"], layers=p["layers"],
+            params=p["budget"], hidden=None, dropout=p["dropout"], epochs=pr.epochs, max_steps=pr.max_steps,
+            lr=None, alpha=None, lr_decay=None, lr_decay_after=None, clip=None, init_range=None,
+            eval_every=pr.eval_every, eval_chars=pr.eval_chars, patience=None, checkpoint_every=None,
+            snapshot_every=pr.snapshot_every or None, seed=pr.seed)
+        cfg, splits = build_config(args)
+        init_run(run_dir, cfg)
+    outcome = train(run_dir, resolve_device(ctx.device), data_dir=ctx.data_dir, splits=splits)
+    if outcome.status == "interrupted":  # Ctrl-C or SIGTERM: the state is saved; stop the whole reproduction
+        raise KeyboardInterrupt
+    if outcome.summary is None:
+        raise RnnlensError(f"training of {stage.id} ended without a summary; run reproduce again to resume it")
+    s = outcome.summary
+    return {"run": rel(ctx, run_dir), **{k: stage.params[k] for k in ("cell", "layers", "budget", "dropout")},
+            "hidden": s["model"]["hidden"], "params": s["params"], "best_val_loss": s["best_val_loss"],
+            "test_loss_nats": s["test_loss_nats"], "steps": s["steps"], "epochs": s["epochs"],
+            "train_wall_s": s["wall_s"], "chars_per_s": s["chars_per_s"], "device": s["device"]}
+
+
+def run_select(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
+    """Table 1: per type x depth x budget, the dropout with the lowest validation loss, and its test loss."""
+    done, failed = [], []
+    for sid in stage.soft_deps:
+        rec = read_result(ctx.root, sid)
+        (done.append(rec) if rec else failed.append(sid))
+    best: dict[tuple, dict] = {}
+    for rec in done:
+        key = (rec["cell"], rec["layers"], rec["budget"])
+        if key not in best or rec["best_val_loss"] < best[key]["best_val_loss"]:
+            best[key] = rec
+    rows = [dict(best[k], tried_dropouts=sorted(r["dropout"] for r in done
+                                                 if (r["cell"], r["layers"], r["budget"]) == k)) for k in best]
+    atomic_write_json(out / "table1.json", {"rows": rows, "failed": failed})
+    winner = min(rows, key=lambda r: r["best_val_loss"]) if rows else None
+    return {"rows": rows, "failed": failed, "best": winner}
+
+
+def _selected(ctx: Context, dataset: str) -> list[dict]:
+    rec = read_result(ctx.root, f"select/{dataset}")
+    if not rec or not rec["rows"]:
+        raise RnnlensError(f"no grid model of {dataset} finished training; see the failed train stages")
+    return rec["rows"]
+
+
+def _best_of(rows: list[dict], cell: str) -> dict | None:
+    mine = [r for r in rows if r["cell"] == cell]
+    return min(mine, key=lambda r: r["best_val_loss"]) if mine else None
+
+
+# ----- baselines and analyses ------------------------------------------------------------------------------
+SMOKE_BASELINE = dict(ngram_ns=(1, 2, 3), nnn_ns=(1, 2), hiddens=(16,), epochs=1, epoch_positions=20_000,
+                      batch=256, patience=1)
+
+
+def baseline_preset(name: str):
+    from ..baselines import Preset as TablePreset, get_preset
+
+    return TablePreset("smoke", **SMOKE_BASELINE) if name == "smoke" else get_preset(name)
+
+
+def run_baselines(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
+    """Table 2 (n-gram and n-NN test loss against n) on the same text, vocabulary and split as the grid."""
+    from ..baselines import run_table2
+    from ..splits import SplitConfig
+
+    src = _source_args(ctx, stage.dataset)
+    split_cfg = SplitConfig(fractions=tuple(float(f) for f in src["fractions"].split(",")),
+                            batch_size=ctx.preset.batch_size, seq_len=ctx.preset.seq_len)
+    results = run_table2(src["dataset"], ctx.data_dir, out, baseline_preset(stage.params["preset"]),
+                         resolve_device(ctx.device), text_path=src["text"], split_cfg=split_cfg, seed=ctx.preset.seed)
+    entries = {k: {f: e.get(f) for f in ("family", "n", "test_loss", "val_loss", "hidden", "seconds")}
+               for k, e in results["entries"].items()}
+    return {"entries": entries, "paper": results.get("paper", {}), "figure": rel(ctx, out / "table2.png"),
+            "table": rel(ctx, out / "table.md")}
+
+
+def run_gates(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
+    """Figure 3: gate saturation of the best LSTM and the best GRU."""
+    from ..gates import gate_saturation, write_saturation
+
+    rows, models = _selected(ctx, stage.dataset), []
+    for cell in ("lstm", "gru"):
+        row = _best_of(rows, cell)
+        if row is None:
+            continue
+        model, cfg, _ = load_model(Path(ctx.root) / row["run"], "best", resolve_device(ctx.device))
+        result = gate_saturation(model, load_splits(cfg, ctx.data_dir)["test"], cfg.split.seq_len,
+                                 max_chars=stage.params["chars"])
+        paths = write_saturation(result, out / cell, f"{cell.upper()} {row['layers']} layers, {row['budget']}: "
+                                 f"gate saturation over {result.steps:,} test steps")
+        models.append({"cell": cell, "layers": row["layers"], "budget": row["budget"], "steps": result.steps,
+                       "summary": result.summary(), "figure": rel(ctx, paths["figure"])})
+    return {"models": models}
+
+
+def _cli_json(argv: list[str]) -> None:
+    """Run an rnnlens subcommand in-process with its stdout (one JSON object) swallowed."""
+    from ..cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = main(argv)
+    if code != 0:
+        raise RnnlensError(f"rnnlens {argv[0]} failed with status {code}")
+
+
+def run_cells(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
+    """Figure 2 and the tanh(c) histogram: interpretable cells of the best LSTM (else the best model)."""
+    rows = _selected(ctx, stage.dataset)
+    row = _best_of(rows, "lstm") or min(rows, key=lambda r: r["best_val_loss"])
+    run = str(Path(ctx.root) / row["run"])
+    common = ["--device", ctx.device, "--max-chars", str(stage.params["chars"]), "--out", str(out), "--json"]
+    common += ["--data-dir", ctx.data_dir] if ctx.data_dir else []
+    _cli_json(["cells", run, "--find", *common])
+    _cli_json(["cells", run, "--histogram", *common])
+    report = read_json(out / "report.json")
+    features = [{"name": f["name"], "metric": f["metric"], "skipped": f["skipped"],
+                 "best": f["best"][0] if f["best"] else None, "fraction": f["fraction"],
+                 "figure": rel(ctx, out / f"{f['name']}.png") if (out / f"{f['name']}.png").is_file() else None}
+                for f in report["features"]]
+    return {"model": {k: row[k] for k in ("cell", "layers", "budget")}, "n_chars": report["n_chars"],
+            "n_cells": report["n_cells"], "fraction_interpretable": report["fraction_interpretable"],
+            "features": features, "histogram": rel(ctx, out / "histogram.png"), "page": rel(ctx, out / "report.html")}
+
+
+def run_modelmap(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
+    """The map of all selected grid models by agreement on the most likely next character (classical MDS)."""
+    from .modelmap import agreement_matrix, argmax_predictions, classical_mds, plot_map
+
+    rows = _selected(ctx, stage.dataset)
+    preds = []
+    for row in rows:
+        model, cfg, _ = load_model(Path(ctx.root) / row["run"], "best", resolve_device(ctx.device))
+        preds.append(argmax_predictions(model, load_splits(cfg, ctx.data_dir)["test"], cfg.split.seq_len,
+                                        stage.params["chars"]))
+    agree = agreement_matrix(preds)
+    coords = classical_mds(1.0 - agree) if len(rows) > 1 else np.zeros((len(rows), 2))
+    labels = [{k: r[k] for k in ("cell", "layers", "budget", "params")} for r in rows]
+    plot_map(coords, labels, out / "modelmap.png", f"{stage.dataset}: models by agreement on the argmax "
+             f"(classical MDS, {preds[0].size:,} test chars)")
+    atomic_write_json(out / "modelmap.json", {"models": labels, "agreement": agree.tolist(), "coords": coords.tolist()})
+    return {"models": labels, "agreement": agree.tolist(), "coords": coords.tolist(), "chars": int(preds[0].size),
+            "figure": rel(ctx, out / "modelmap.png")}
+
+
+def _lstm_rows(ctx: Context, dataset: str) -> tuple[dict, list[dict]]:
+    """The best selected LSTM (else the best model) and the other LSTMs, smallest first."""
+    rows = _selected(ctx, dataset)
+    best = _best_of(rows, "lstm") or min(rows, key=lambda r: r["best_val_loss"])
+    others = sorted((r for r in rows if r["cell"] == "lstm" and r is not best), key=lambda r: r["params"])
+    return best, others
+
+
+def run_compare_stage(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
+    """Figures 4 and 5: the best LSTM against the best n-gram and n-NN (Venn of errors, per character,
+    closing braces, training dynamics against the 1..4-NN), with the baselines' n and n-NN settings."""
+    from ..compare_run import CompareConfig, run_compare
+
+    bp = baseline_preset(ctx.preset.baseline)
+    best, _ = _lstm_rows(ctx, stage.dataset)
+    nnn = {"hidden": bp.hiddens[-1], "epochs": bp.epochs, "epoch_positions": bp.epoch_positions, "batch": bp.batch,
+           "patience": bp.patience, "seed": ctx.preset.seed}
+    small = ctx.preset.slice_bytes > 0
+    ccfg = CompareConfig(ngram_ns=tuple(bp.ngram_ns), nnn_ns=tuple(bp.nnn_ns), nnn_settings=nnn,
+                         dynamics_ns=tuple(n for n in (1, 2, 3, 4) if not small or n in bp.nnn_ns),
+                         max_chars=stage.params["chars"], min_count=5 if small else 50)
+    result = run_compare(Path(ctx.root) / best["run"], out, ccfg, ctx.data_dir, resolve_device(ctx.device))
+    figures = {name: rel(ctx, out / f"{name}.png") for name in ("venn", "per_char", "braces", "dynamics")
+               if (out / f"{name}.png").is_file()}
+    keep = ("model", "chars", "threshold", "ngram", "nnn", "loss", "errors", "venn", "braces")
+    return {"model_run": {k: best[k] for k in ("cell", "layers", "budget")}, **{k: result[k] for k in keep if k in result},
+            "top": result["per_char"]["top"], "dynamics": result.get("dynamics"), "figures": figures}
+
+
+def run_errors_stage(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
+    """Figure 6: the oracle breakdown of the best LSTM's errors, and against the smallest other LSTM."""
+    from ..errors_run import run_errors
+    from ..oracles import OracleConfig
+
+    bp = baseline_preset(ctx.preset.baseline)
+    best, others = _lstm_rows(ctx, stage.dataset)
+    ocfg = OracleConfig(ngram_ns=tuple(n for n in bp.ngram_ns if n <= 9))
+    vs = Path(ctx.root) / others[0]["run"] if others else None
+    result = run_errors(Path(ctx.root) / best["run"], out, ocfg, vs, "test", ctx.data_dir, resolve_device(ctx.device))
+    return {"models": result["models"], "scaling": result.get("scaling"), "oracles": result["oracles"],
+            "table": (out / "errors.md").read_text(), "figure": rel(ctx, out / "errors.png"),
+            "runs": [{k: r[k] for k in ("cell", "layers", "budget", "params")} for r in [best] + others[:1]]}
+
+
+STAGE_FUNCTIONS: dict[str, Callable[[Stage, Context, Path], dict[str, Any]]] = {
+    "data": run_data, "train": run_train, "select": run_select, "baselines": run_baselines, "gates": run_gates,
+    "cells": run_cells, "modelmap": run_modelmap, "compare": run_compare_stage, "errors": run_errors_stage,
+}
+
+
+def execute(stage: Stage, ctx: Context) -> dict[str, Any]:
+    """Run one stage (in a worker process or inline) and return its record; the caller stores it."""
+    if ctx.threads > 0:
+        torch.set_num_threads(ctx.threads)
+    fn = STAGE_FUNCTIONS.get(stage.kind)
+    if fn is None:
+        raise RnnlensError(f"stage kind {stage.kind!r} is not implemented yet")
+    out = stage_dir(ctx.root, stage.id)
+    out.mkdir(parents=True, exist_ok=True)
+    return fn(stage, ctx, out)

@@ -1,0 +1,171 @@
+"""The explorer in a real browser (headless Chromium driven by Playwright): page loads, a cell click
+recolours the text, a selected span returns matches, a scatter click selects its cell, hover shows
+predictions. Skips when /usr/bin/chromium or the playwright package is absent (no browser is downloaded)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnlens.explorer.data import load_explorer
+from rnnlens.explorer.search import SearchConfig
+from rnnlens.explorer.server import make_server, serve_in_thread
+from rnnlens.ngram import KneserNeyLM, NGramConfig, row_streams
+from rnnlens.run import load_model, load_splits, load_symbols
+
+from test_explorer import train_tiny  # tests/ is on sys.path (pytest rootdir-relative imports)
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed "
+                               "(pip install playwright; the browser comes from apt: apt-get install chromium)")
+if not CHROMIUM.is_file():
+    pytest.skip(f"{CHROMIUM} not found (apt-get install -y chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """(base URL, ExplorerData) of a server over a tiny run's test split."""
+    tmp = tmp_path_factory.mktemp("explorer-browser")
+    run = train_tiny(tmp)
+    model, cfg, _ = load_model(run, "best", "cpu")
+    train = load_splits(cfg)["train"]
+    lm = KneserNeyLM.fit_streams(row_streams(train.x, train.y), cfg.model.vocab_size, NGramConfig(3),
+                                 unit=cfg.vocab.unit, symbols=cfg.vocab.symbols)
+    lm.save(tmp / "lm.safetensors")
+    data = load_explorer(model, cfg, load_splits(cfg)["test"], load_symbols(cfg), "test", run, cache_dir=tmp / "cache",
+                         ngram_path=tmp / "lm.safetensors")
+    srv = make_server(data, "127.0.0.1", 0)
+    serve_in_thread(srv)
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}", data
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            pg = browser.new_page(viewport={"width": 1400, "height": 800})
+            remote: list[str] = []
+            pg.on("request", lambda r: remote.append(r.url) if not r.url.startswith(app[0]) else None)
+            pg.goto(app[0] + "/")
+            pg.wait_for_selector("body[data-ready='1']", timeout=15_000)  # a selector wait needs no eval
+            yield pg
+            assert remote == [], f"the app asked the network for {remote}"
+        finally:
+            browser.close()
+
+
+def wait_until(pg, check, what: str, timeout_s: float = 10.0):
+    """Poll ``check()`` from Python (the app's Content-Security-Policy forbids Playwright's string waits)."""
+    for _ in range(int(timeout_s / 0.05)):
+        value = check()
+        if value:
+            return value
+        pg.wait_for_timeout(50)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def backgrounds(pg) -> list[str]:
+    return pg.eval_on_selector_all("#win span[data-p]", "els => els.slice(0, 200).map(e => e.className)")
+
+
+def test_page_loads_with_text_cells_and_gates(page, app, tmp_path):
+    data = app[1]
+    assert page.locator("#status").inner_text() == "ready"
+    assert page.locator("#cell-list li").count() == data.layers * data.hidden
+    assert page.locator("#win span[data-p]").count() > 100
+    assert page.locator(".plot circle").count() == 6 * data.hidden
+    page.screenshot(path=str(tmp_path / "loaded.png"))
+
+
+def test_clicking_a_cell_recolours_the_text(page, app, tmp_path):
+    before = backgrounds(page)
+    page.locator("#cell-list li[data-cell='1:3']").click()
+    wait_until(page, lambda: backgrounds(page) != before, "the text to change colour")
+    after = backgrounds(page)
+    assert len(set(after)) > 5  # a heatmap, not one colour
+    assert page.locator("#selected").inner_text() == "cell 1:3"
+    # every drawn character's colour class is its value's: c0 (-1, red) .. c20 (0, white) .. c40 (+1, blue)
+    first = int(page.locator("#win span[data-p]").first.get_attribute("data-p"))
+    sent = np.round(app[1].values[app[1].hidden + 3, first:first + 200].astype(np.float32), 3).tolist()  # as /api/lines
+    want = [f"c{math.floor(max(-1.0, min(1.0, v)) * 20 + 0.5) + 20}" for v in sent]  # JavaScript's Math.round
+    assert [c.split()[0] for c in after] == want[:len(after)]
+    page.screenshot(path=str(tmp_path / "cell.png"))
+
+
+def pick_span(page, data, positions: list[int]) -> tuple[int, int]:
+    """Indices (i, k) into the drawn spans of a 3-character span on one line whose selected cells recur elsewhere."""
+    spans = page.locator("#win span[data-p]")
+    for i in range(len(positions) - 2):
+        s, e = positions[i], positions[i + 2]
+        if e == s + 2 and data.search(s, e, SearchConfig(threshold=0.1))["count"] >= 2:
+            if spans.nth(i).bounding_box()["y"] == spans.nth(i + 2).bounding_box()["y"]:
+                return i, i + 2
+    raise AssertionError("no span with matches in the first drawn characters")
+
+
+def test_selecting_a_span_returns_matches(page, app, tmp_path):
+    data = app[1]
+    positions = [int(p) for p in page.eval_on_selector_all("#win span[data-p]", "els => els.slice(0, 300).map(e => e.dataset.p)")]
+    i, k = pick_span(page, data, positions)
+    page.fill("#threshold", "0.1")
+    a, b = page.locator("#win span[data-p]").nth(i).bounding_box(), page.locator("#win span[data-p]").nth(k).bounding_box()
+    page.mouse.move(a["x"] + 1, a["y"] + a["height"] / 2)  # a real drag from the left edge of i to the right edge of k
+    page.mouse.down()
+    page.mouse.move(b["x"] + b["width"] - 1, b["y"] + b["height"] / 2, steps=5)
+    page.mouse.up()
+    wait_until(page, lambda: page.locator("#match-count").inner_text(), "search results")
+    want = data.search(positions[i], positions[k], SearchConfig(threshold=0.1))
+    assert want["count"] >= 2 and want["cells"]
+    assert page.locator("#match-count").inner_text() == f"{want['count']} matches"
+    assert page.locator("#search-results li").count() == len(want["matches"])
+    assert page.locator("#search-cells a").count() == len(want["cells"])
+    assert page.locator("#search-results li b").first.inner_text() == "".join(
+        data.glyphs[want["matches"][0]["start"]:want["matches"][0]["end"] + 1])
+    assert page.locator("#win span.match").count() >= 3  # the matches are marked in the text
+    page.screenshot(path=str(tmp_path / "search.png"))
+    last = want["matches"][-1]
+    page.locator("#search-results li").last.click()  # jumps to the match: it is drawn and marked
+    wait_until(page, lambda: page.locator(f"#win span[data-p='{last['start']}']").count() == 1, "the match to be drawn")
+    assert "match" in page.locator(f"#win span[data-p='{last['start']}']").get_attribute("class")
+
+
+def test_clicking_the_scatter_selects_the_cell(page):
+    point = page.locator("#gates .plot").nth(1).locator("circle").last  # drawn last: on top of any overlap
+    cell = point.get_attribute("data-cell")
+    assert cell.startswith("0:")
+    point.click()
+    wait_until(page, lambda: page.locator("#selected").inner_text() == f"cell {cell}", f"cell {cell} to be selected")
+    assert page.locator("#cell-list li.active").get_attribute("data-cell") == cell
+    assert page.locator(".plot circle.active").count() == 3  # the same unit in the layer's three gate plots
+
+
+def test_hover_shows_predictions(page, app):
+    span = page.locator("#win span[data-p]").nth(7)
+    pos = int(span.get_attribute("data-p"))
+    span.hover()
+    wait_until(page, lambda: page.locator("#pred").get_attribute("data-pos") == str(pos), "the prediction panel")
+    text = page.locator("#pred").inner_text()
+    want = app[1].predict(pos)
+    assert f"{want['prob']:.3f}" in text and f"{want['top'][0]['prob']:.3f}" in text
+    assert "3-gram" in text and f"{want['ngram']['prob']:.3f}" in text and f"{want['ngram']['top'][0]['prob']:.3f}" in text
+
+
+def test_loss_colouring_and_screenshot(page, tmp_path):
+    page.select_option("#color", "loss")
+    wait_until(page, lambda: all(c.startswith("l") for c in backgrounds(page)), "loss colours")
+    page.select_option("#color", "cell")
+    page.locator("#cell-list li[data-cell='1:3']").click()
+    wait_until(page, lambda: all(c.startswith("c") for c in backgrounds(page)), "cell colours again")
+    page.screenshot(path=str(tmp_path / "explorer.png"))  # the README's docs/img/explorer.png comes from a real run:
+    # bench/explorer_latency.py RUN --browser N --screenshot docs/img/explorer.png (tests leave tracked files alone)

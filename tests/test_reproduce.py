@@ -1,0 +1,298 @@
+"""rnnlens reproduce: plan and presets, the smoke preset end to end, resume after a kill, failure isolation."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rnnlens.cli import main
+from rnnlens.errors import RnnlensError
+from rnnlens.fsutil import read_json
+from rnnlens.model import CharRNN, ModelConfig, param_count
+from rnnlens.reproduce import stages as stages_mod
+from rnnlens.reproduce.executor import InlineBackend
+from rnnlens.reproduce.modelmap import agreement_matrix, argmax_predictions, classical_mds
+from rnnlens.reproduce.plan import PRESETS, build_plan, check_order, corpus_info, get_preset, parse_datasets
+from rnnlens.reproduce.runner import make_plan, reproduce
+from rnnlens.splits import SplitConfig, make_splits
+
+
+# ----- plan, presets, dry run -------------------------------------------------------------------------------
+def test_smoke_plan_is_the_grid_in_dependency_order():
+    planned = make_plan("smoke", None, None, "cpu", workers=2)
+    ids = [s.id for s in planned.stages]
+    check_order(planned.stages)
+    p = PRESETS["smoke"]
+    train = [s for s in planned.stages if s.kind == "train"]
+    # 1-layer models only with dropout 0 (nothing to drop between layers), deeper ones with every value
+    expected = sum(len(p.dropouts) if d > 1 else 1 for d in p.depths) * len(p.cells) * len(p.budgets)
+    assert len(train) == expected == 9
+    k = corpus_info("pystdlib", p).vocab_size
+    for s in train:
+        assert s.param_count == param_count(s.params["cell"], s.params["layers"], s.params["hidden"], k)
+        assert abs(s.param_count - 8000) < 0.1 * 8000  # the hidden size closest to the 8k budget
+    select = ids.index("select/pystdlib")
+    assert all(ids.index(s.id) < select for s in train)
+    assert {"gates/pystdlib", "cells/pystdlib", "modelmap/pystdlib", "baselines/pystdlib"} <= set(ids)
+    for kind in ("gates", "cells", "modelmap"):
+        assert ids.index(f"{kind}/pystdlib") > select
+
+
+def test_paper_plan_covers_table1(tmp_path, monkeypatch):
+    """The paper preset: 3 types x 3 depths x 4 budgets per corpus, dropout tried only with >= 2 layers."""
+    from rnnlens.reproduce.plan import CorpusInfo
+
+    stages = build_plan(PRESETS["paper"], [CorpusInfo("warpeace", 3_258_250, 87, (0.8, 0.1, 0.1)),
+                                           CorpusInfo("linux", 6_206_996, 110, (0.9, 0.05, 0.05))])
+    check_order(stages)
+    train = [s for s in stages if s.kind == "train"]
+    assert len({(s.dataset, s.params["cell"], s.params["layers"], s.params["budget"]) for s in train}) == 72
+    assert len(train) == 2 * 3 * 4 * (1 + 2 * 3)
+    lstm1 = next(s for s in train if s.id == "train/warpeace/lstm-1l-130k-d0")
+    assert lstm1.params["hidden"] == 128  # the budget is named after a 1-layer LSTM with 128 cells
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
+    with pytest.raises(RnnlensError, match="unknown preset"):
+        get_preset("huge")
+    with pytest.raises(RnnlensError, match="unknown dataset"):
+        parse_datasets("warpeace,shakespeare", PRESETS["smoke"])
+    out = tmp_path / "out"
+    assert main(["reproduce", "--datasets", "nope", "--out", str(out), "--device", "cpu"]) == 2
+    assert not out.exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rnnlens: error: unknown dataset nope")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "mine.txt").write_text("x")
+    assert main(["reproduce", "--out", str(tmp_path / "busy"), "--device", "cpu", "--quiet"]) == 2
+    assert sorted(p.name for p in (tmp_path / "busy").iterdir()) == ["mine.txt"]
+
+
+def test_dry_run_lists_every_run(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["reproduce", "--dry-run", "--out", str(out), "--device", "cpu", "--workers", "2"]) == 0
+    text = capsys.readouterr().out
+    assert not out.exists()
+    for s in make_plan("smoke", None, None, "cpu").stages:
+        assert s.id in text
+    assert "8,240 params" in text and "estimated compute" in text
+
+
+# ----- the smoke preset end to end ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> Path:
+    """The smoke preset, run once through the CLI with a pool of 2 worker processes."""
+    out = tmp_path_factory.mktemp("reproduce") / "smoke"
+    code = main(["reproduce", "--preset", "smoke", "--out", str(out), "--device", "cpu", "--workers", "2", "--quiet"])
+    assert code == 0
+    return out
+
+
+def test_smoke_end_to_end(smoke):
+    results = read_json(smoke / "results.json")
+    assert all(s["status"] == "done" for s in results["stages"].values()), results["stages"]
+    pv = results["provenance"]
+    for key in ("rnnlens_version", "git_commit", "machine", "device", "started", "wall_s_by_part"):
+        assert pv[key], key
+    assert set(pv["wall_s_by_part"]) == {"data", "train", "select", "baselines", "gates", "cells", "modelmap",
+                                         "compare", "errors"}
+    res = results["results"]["pystdlib"]
+    # Table 1 = per type x depth x budget the dropout with the lowest validation loss (brute force from the runs)
+    runs = [read_json(p) for p in smoke.glob("stages/train/pystdlib/*/*/summary.json")]
+    assert len(runs) == 9
+    for row in res["select"]["rows"]:
+        mine = [r for r in runs if r["model"]["cell"] == row["cell"] and r["model"]["layers"] == row["layers"]]
+        best = min(mine, key=lambda r: r["best_val_loss"])
+        assert row["best_val_loss"] == best["best_val_loss"] and row["test_loss_nats"] == best["test_loss_nats"]
+        assert row["dropout"] == best["model"]["dropout"]
+    assert len(res["select"]["rows"]) == 6
+    assert {"ngram/1", "ngram/2", "ngram/3", "nnn/1", "nnn/2"} == set(res["baselines"]["entries"])
+    assert [m["cell"] for m in res["gates"]["models"]] == ["lstm", "gru"]
+    assert res["cells"]["model"]["cell"] == "lstm" and res["cells"]["features"]
+    assert res["compare"]["model_run"]["cell"] == "lstm" and set(res["compare"]["loss"]) == {"LSTM", "3-gram", "2-NN"}
+    assert len(res["compare"]["dynamics"]["points"]) == 4  # a snapshot every 100 of the 400 updates
+    assert len(res["errors"]["models"]) == 2 and res["errors"]["scaling"]  # best LSTM against the other one
+    agree = np.array(res["modelmap"]["agreement"])
+    assert agree.shape == (6, 6) and np.allclose(agree, agree.T) and np.allclose(np.diag(agree), 1)
+    page = (smoke / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 10  # cells, gates, table 2, compare, errors, model map
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    order = [page.index("<h3>" + h) for h in ("Table 1", "Figure 2", "Figure 3", "Table 2", "Figures 4, 5",
+                                              "Figure 6", "Supplementary: map")]
+    assert order == sorted(order)
+    md = (smoke / "summary.md").read_text()
+    assert "## What differs" in md and "first 40,000 bytes" in md and "classical MDS" in md
+
+
+def test_rerun_skips_everything_and_other_config_is_refused(smoke, capsys):
+    before = {p: p.stat().st_mtime_ns for p in smoke.glob("stages/*/*/stage.json")}
+    planned = make_plan("smoke", None, None, "cpu", workers=1)
+    outcome = reproduce(smoke, planned, "cpu")
+    assert outcome.count("skipped") == len(planned.stages) and outcome.count("done") == 0
+    assert {p: p.stat().st_mtime_ns for p in smoke.glob("stages/*/*/stage.json")} == before
+    # another preset in the same folder: refused, nothing changed
+    assert main(["reproduce", "--preset", "cpu", "--datasets", "pystdlib", "--out", str(smoke), "--device", "cpu",
+                 "--quiet"]) == 2
+    assert "another configuration" in capsys.readouterr().err
+    assert read_json(smoke / "plan.json")["preset"] == "smoke"
+
+
+def test_failed_stage_is_isolated_then_retried(tmp_path, monkeypatch):
+    """A run that raises is reported; the others finish; the next invocation retries only what is missing."""
+    planned = make_plan("smoke", None, None, "cpu", workers=1)
+    keep = ("data/", "train/pystdlib/lstm-", "train/pystdlib/gru-1l", "select/", "gates/")
+    planned.stages[:] = [s for s in planned.stages if s.id.startswith(keep)]
+    planned.stages[planned.stages.index(next(s for s in planned.stages if s.kind == "select"))] = \
+        replace(next(s for s in planned.stages if s.kind == "select"),
+                soft_deps=tuple(s.id for s in planned.stages if s.kind == "train"))
+    real = stages_mod.STAGE_FUNCTIONS["train"]
+
+    def flaky(stage, ctx, out):
+        if stage.id == "train/pystdlib/lstm-1l-8k-d0":
+            raise RuntimeError("boom")
+        return real(stage, ctx, out)
+
+    monkeypatch.setitem(stages_mod.STAGE_FUNCTIONS, "train", flaky)
+    out = tmp_path / "r"
+    outcome = reproduce(out, planned, "cpu", backend=InlineBackend())
+    assert outcome.status["train/pystdlib/lstm-1l-8k-d0"] == "failed" and "boom" in outcome.errors[
+        "train/pystdlib/lstm-1l-8k-d0"]
+    assert outcome.count("done") == len(planned.stages) - 1
+    select = stages_mod.read_result(out, "select/pystdlib")
+    assert select["failed"] == ["train/pystdlib/lstm-1l-8k-d0"]
+    assert [(r["cell"], r["layers"]) for r in select["rows"]] == [("lstm", 2), ("gru", 1)]  # no 1-layer LSTM
+    assert read_json(out / "results.json")["stages"]["train/pystdlib/lstm-1l-8k-d0"]["status"] == "failed"
+    monkeypatch.setitem(stages_mod.STAGE_FUNCTIONS, "train", real)
+    again = reproduce(out, planned, "cpu", backend=InlineBackend())
+    ran = {k for k, v in again.status.items() if v == "done"}
+    assert ran == {"train/pystdlib/lstm-1l-8k-d0", "select/pystdlib", "gates/pystdlib"}  # the rest is up to date
+    assert stages_mod.read_result(out, "select/pystdlib")["failed"] == []
+    assert not (out / "stages/train/pystdlib/lstm-1l-8k-d0/failed.json").exists()
+
+
+def test_killed_reproduce_resumes(tmp_path):
+    """SIGKILL the whole reproduce (pool included) mid-way; the same command finishes, skipping finished stages."""
+    out = tmp_path / "k"
+    cmd = [sys.executable, "-m", "rnnlens", "reproduce", "--out", str(out), "--device", "cpu", "--workers", "2",
+           "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(out.glob("stages/train/*/*/stage.json"))) < 3:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("stages/train/*/*/stage.json")}
+    assert 3 <= len(finished) < 9, "kill too late to test resuming"
+    res = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["failed"] == 0 and summary["skipped"] >= len(finished) + 1  # + the data stage
+    after = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("stages/train/*/*/stage.json")}
+    assert len(after) == 9 and all(after[k] == v for k, v in finished.items())
+
+
+# ----- the map of models ------------------------------------------------------------------------------------
+def test_classical_mds_recovers_planar_distances():
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(7, 2))
+    dist = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
+    coords = classical_mds(dist)
+    assert np.allclose(np.linalg.norm(coords[:, None] - coords[None], axis=-1), dist, atol=1e-9)
+
+
+def test_agreement_and_blockwise_argmax_match_brute_force():
+    preds = [np.array([[1, 2, 3, 4]]), np.array([[1, 0, 3, 0]]), np.array([[0, 0, 0, 0]])]
+    agree = agreement_matrix(preds)
+    for i in range(3):
+        for j in range(3):
+            assert agree[i, j] == np.mean([a == b for a, b in zip(preds[i].ravel(), preds[j].ravel())])
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(cell="lstm", layers=2, hidden=8, vocab_size=5)).eval()
+    ids = np.random.default_rng(1).integers(0, 5, 4 * 60 + 1)
+    split = make_splits(ids, SplitConfig(layout="contiguous", fractions=(1.0, 0.0, 0.0), batch_size=4, seq_len=7))["train"]
+    got = argmax_predictions(model, split, seq_len=7)
+    with torch.no_grad():
+        whole = model(torch.from_numpy(split.x), None)[0].argmax(-1).numpy()  # one pass, no blocks
+    assert np.array_equal(got, whole)
+    assert argmax_predictions(model, split, 7, max_chars=4 * 10).shape == (4, 10)
+
+
+def test_dead_worker_fails_its_stage_and_the_pool_is_restarted(tmp_path):
+    """A worker killed under a stage (BrokenProcessPool): that stage fails, the rest runs on a fresh pool."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from rnnlens.reproduce.executor import run_plan
+    from rnnlens.reproduce.plan import Stage
+    from rnnlens.reproduce.stages import Context
+
+    class Backend:
+        workers = 2
+
+        def __init__(self):
+            self.restarts, self.ran = 0, []
+
+        def submit(self, stage, ctx):
+            fut = Future()
+            if stage.id == "b":
+                fut.set_exception(BrokenProcessPool("gone"))
+            else:
+                self.ran.append(stage.id)
+                now = time.time()
+                fut.set_result({"id": stage.id, "kind": stage.kind, "dataset": "x", "started": now, "finished": now,
+                                "wall_s": 0.0, "result": {}})
+            return fut
+
+        def restart(self):
+            self.restarts += 1
+
+        def close(self):
+            pass
+
+    plan = [Stage("a", "data", "x"), Stage("b", "train", "x", deps=("a",)), Stage("c", "train", "x", deps=("a",)),
+            Stage("d", "select", "x", soft_deps=("b", "c")), Stage("e", "gates", "x", deps=("b",))]
+    backend = Backend()
+    outcome = run_plan(plan, Context(str(tmp_path), PRESETS["smoke"]), backend)
+    assert outcome.status == {"a": "done", "b": "failed", "c": "done", "d": "done", "e": "blocked"}
+    assert "worker process died" in outcome.errors["b"] and backend.restarts == 1
+    assert read_json(tmp_path / "stages/b/failed.json")["id"] == "b"
+
+
+def test_force_replaces_only_the_results_of_another_preset(tmp_path):
+    from rnnlens.reproduce.executor import prepare_out_dir
+
+    root = tmp_path / "out"
+    prepare_out_dir(root, PRESETS["cpu"], ("warpeace",), [], force=False)
+    (root / "stages" / "train").mkdir(parents=True)
+    (root / "report.html").write_text("old")
+    (root / "notes.txt").write_text("mine")
+    with pytest.raises(RnnlensError, match="another configuration"):
+        prepare_out_dir(root, PRESETS["smoke"], ("pystdlib",), [], force=False)
+    assert read_json(root / "plan.json")["preset"] == "cpu" and (root / "stages" / "train").is_dir()
+    prepare_out_dir(root, PRESETS["smoke"], ("pystdlib",), [], force=True)
+    assert read_json(root / "plan.json")["preset"] == "smoke" and read_json(root / "plan.json")["datasets"] == ["pystdlib"]
+    assert sorted(p.name for p in root.iterdir()) == ["notes.txt", "plan.json"]
+    # the same preset again with another corpus: kept, and the corpus is added (incremental)
+    prepare_out_dir(root, PRESETS["smoke"], ("linux",), [], force=False)
+    assert read_json(root / "plan.json")["datasets"] == ["pystdlib", "linux"]
+
+
+def test_run_killed_before_its_config_was_written_starts_afresh(tmp_path):
+    """A SIGKILL during init_run leaves only a temp file in the run folder; the next attempt must not refuse it."""
+    planned = make_plan("smoke", None, None, "cpu", workers=1)
+    planned.stages[:] = [s for s in planned.stages if s.id in ("data/pystdlib", "train/pystdlib/lstm-1l-8k-d0")]
+    run_dir = tmp_path / "r" / "stages/train/pystdlib/lstm-1l-8k-d0/lstm-1l-8k-d0"
+    run_dir.mkdir(parents=True)
+    (run_dir / ".config.json.abc123.tmp").write_text("{")
+    outcome = reproduce(tmp_path / "r", planned, "cpu", force=True, backend=InlineBackend())
+    assert outcome.count("done") == 2, outcome.errors
+    assert (run_dir / "summary.json").is_file() and not (run_dir / ".config.json.abc123.tmp").exists()
