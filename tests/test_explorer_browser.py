@@ -39,7 +39,7 @@ def app(tmp_path_factory):
                                  unit=cfg.vocab.unit, symbols=cfg.vocab.symbols)
     lm.save(tmp / "lm.safetensors")
     data = load_explorer(model, cfg, load_splits(cfg)["test"], load_symbols(cfg), "test", run, cache_dir=tmp / "cache",
-                         ngram_path=tmp / "lm.safetensors")
+                         ngram_path=tmp / "lm.safetensors", oracles=True)
     srv = make_server(data, "127.0.0.1", 0)
     serve_in_thread(srv)
     try:
@@ -159,6 +159,30 @@ def test_hover_shows_predictions(page, app):
     want = app[1].predict(pos)
     assert f"{want['prob']:.3f}" in text and f"{want['top'][0]['prob']:.3f}" in text
     assert "3-gram" in text and f"{want['ngram']['prob']:.3f}" in text and f"{want['ngram']['top'][0]['prob']:.3f}" in text
+
+
+def test_colouring_by_oracle_error_category(page, app):
+    data = app[1]
+    page.select_option("#color", "error")
+    assert page.locator("#catlegend").is_visible()
+    assert f"{data.cat_summary['errors']:,} errors" in page.locator("#catlegend").inner_text()
+
+    def painted():
+        spans = page.eval_on_selector_all("#win span[data-p]", "els => els.slice(0, 300).map(e => [+e.dataset.p, e.className])")
+        spans = [(p, c.replace("match", "").strip()) for p, c in spans]
+        return spans if spans and all(not c or c.startswith("e") for _, c in spans) else None
+
+    spans = wait_until(page, painted, "error category colours")
+    want = {p: ("" if data.categories[p] < 0 else f"e{data.categories[p]}") for p, _ in spans}
+    assert dict(spans) == want
+    assert len({c for _, c in spans}) >= 2  # correct and at least one category
+    err = next(p for p, c in spans if c)
+    page.locator(f"#win span[data-p='{err}']").hover()
+    wait_until(page, lambda: page.locator("#pred").get_attribute("data-pos") == str(err), "the prediction panel")
+    fam = data.cat_summary["families"][data.categories[err]]
+    assert fam in page.locator("#pred-category").inner_text()
+    page.select_option("#color", "loss")
+    assert not page.locator("#catlegend").is_visible()
 
 
 def test_loss_colouring_and_screenshot(page, tmp_path):

@@ -8,8 +8,11 @@ Writes under ``out``: ``errors.json``, ``errors.md`` (the table) and ``errors.pn
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
+
+import numpy as np
 
 from . import error_plots as plots
 from .errors import RnnlensError
@@ -17,8 +20,8 @@ from .fsutil import atomic_write_json, atomic_write_text
 from .ngram import row_streams
 from .oracles import Breakdown, OracleConfig, breakdown_markdown, compare_breakdowns, oracle_breakdown, train_word_counts
 from .refscores import data_fingerprint, model_probs, ngram_probs
-from .run import load_model, load_symbols
-from .splits import make_splits
+from .run import RunConfig, load_model, load_symbols
+from .splits import Split, make_splits
 from .textclass import CharClasses
 
 Progress = Callable[[str], None]
@@ -50,12 +53,7 @@ def run_errors(run_dir: str | os.PathLike, out: str | os.PathLike, ocfg: OracleC
             raise RnnlensError(f"{vs} was trained on other data, splits or vocabulary than {run_dir}; "
                                "--vs needs two runs of the same text and split")
         runs.append((Path(vs), model2))
-    ng = ngram_probs(cfg, splits, list(ocfg.ngram_ns), [split], out / "cache", say)[split]
-    classes = CharClasses.for_vocab(cfg.vocab)
-    tr = splits["train"]
-    counts = train_word_counts(row_streams(tr.x, tr.y), classes)
-    targets = sp.positions().reshape(-1) + 1
-    grams = {n: p.reshape(-1) for n, p in ng.items()}
+    targets, grams, counts, classes = oracle_inputs(cfg, splits, split, ids, ocfg, out / "cache", say)
     breakdowns: dict[str, Breakdown] = {}
     for path, m in runs:
         name = _label(path, set(breakdowns))
@@ -77,6 +75,21 @@ def run_errors(run_dir: str | os.PathLike, out: str | os.PathLike, ocfg: OracleC
                       out / "errors.png")
     atomic_write_json(out / "errors.json", result)
     return result
+
+
+def oracle_inputs(cfg: RunConfig, splits: dict[str, Split], split: str, ids: np.ndarray, ocfg: OracleConfig,
+                  cache_dir: str | os.PathLike | None, say: Progress = lambda _m: None
+                  ) -> tuple[np.ndarray, dict[int, np.ndarray], Counter, CharClasses]:
+    """What :func:`oracle_breakdown` needs besides the model's probabilities, for one split of a run's text:
+    (M,) targets (offsets in ``ids``), n -> (M,) n-gram probabilities (cached under ``cache_dir``), the
+    train split's word counts and the vocabulary's character classes."""
+    sp = splits[split]
+    ng = ngram_probs(cfg, splits, list(ocfg.ngram_ns), [split], cache_dir, say)[split]
+    classes = CharClasses.for_vocab(cfg.vocab)
+    tr = splits["train"]
+    counts = train_word_counts(row_streams(tr.x, tr.y), classes)
+    targets = sp.positions().reshape(-1) + 1
+    return targets, {n: q.reshape(-1) for n, q in ng.items()}, counts, classes
 
 
 def scaling_markdown(s: dict) -> str:

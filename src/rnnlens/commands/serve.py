@@ -15,7 +15,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "serve", help="an offline web app: heatmaps of every cell over the text, pattern search, gates, predictions",
         description="Start a local web server (127.0.0.1 unless --host) with the explorer: the text (the run's "
-        "test split by default) coloured by any cell or by the loss, the cell list with each cell's best feature, "
+        "test split by default) coloured by any cell, by the loss or (--oracles) by oracle error category, the cell list with each cell's best feature, "
         "LSTMVis pattern search over a selected span, the gate saturation scatter, and the model's next-character "
         "candidates on hover. The first start precomputes a cache under RUN/explorer-<source> (or --cache). "
         "See docs/explorer.md.")
@@ -25,6 +25,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--cache", metavar="DIR", help="cache folder (default: RUN/explorer-<split or text-NAME>)")
     p.add_argument("--ngram", metavar="FILE", help="a saved n-gram model (rnnlens ngram --save) to show beside the "
                    "model's predictions; it must use the run's vocabulary")
+    p.add_argument("--oracles", action="store_true", help="also classify every error by the oracles of rnnlens "
+                   "errors (Fig. 6) so the text can be coloured by error category; fits n-grams 1..9 on the train "
+                   "split on first use; needs a split of the run's corpus, not --text")
     p.add_argument("--width", type=int, default=100, metavar="COLS", help="display line width (default: 100)")
     p.set_defaults(func=run)
 
@@ -40,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     symbols, split, label = load_source(args, cfg)
     say(f"loading the explorer cache for {label} (built on first use; this can take a few minutes)...")
     data = load_explorer(model, cfg, split, symbols, label, args.run, args.weights, args.cache,
-                         ExplorerConfig(width=args.width), args.ngram)
+                         ExplorerConfig(width=args.width), args.ngram, args.oracles, say)
     server = make_server(data, args.host, args.port)
     host, port = server.server_address[:2]
     say(f"rnnlens explorer: http://{host}:{port}/  ({data.n:,} characters; Ctrl-C to stop)")

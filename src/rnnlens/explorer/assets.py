@@ -10,7 +10,7 @@ INDEX_HTML = """<!doctype html>
 <body>
 <header>
   <b>rnnlens explorer</b> <span id="info">loading...</span>
-  <label>colour by <select id="color"><option value="cell">selected cell</option><option value="loss">loss</option></select></label>
+  <label>colour by <select id="color"><option value="cell">selected cell</option><option value="loss">loss</option><option value="error" disabled>oracle error category</option></select></label>
   <label>threshold <input id="threshold" type="number" min="-1" max="1" step="0.05" value="0.3"></label>
   <span id="selected">no cell selected</span> <span id="status"></span>
 </header>
@@ -21,6 +21,7 @@ INDEX_HTML = """<!doctype html>
   </aside>
   <section id="center">
     <div id="text" tabindex="0"><div id="spacer"></div><div id="win"></div></div>
+    <div id="catlegend" hidden></div>
     <div id="legend">select text to search for cells that are on throughout it and off around it; hover a character for predictions; a dashed line starts another row stream of the split</div>
   </section>
   <aside id="right">
@@ -54,6 +55,9 @@ main { flex: 1; display: flex; min-height: 0; }
 .line span.match { box-shadow: inset 0 -3px 0 #f90; }
 .line.rowstart { border-top: 1px dashed #999; }
 #legend { padding: 4px 8px; color: #666; border-top: 1px solid #ccc; }
+#catlegend { padding: 4px 8px; border-top: 1px solid #ccc; }
+.swatch { padding: 0 4px; margin-right: 4px; }
+#pred-category { margin-top: 4px; font-weight: bold; }
 #right { width: 340px; border-left: 1px solid #ccc; overflow-y: auto; padding: 0 8px; }
 #right h3 { margin: 10px 0 4px; font-size: 13px; }
 #pred table { border-collapse: collapse; font-family: monospace; }
@@ -91,6 +95,7 @@ const esc = (g) => g.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, 
 // colour classes (defined in app.css, so no inline style is needed): c0..c40 for -1..+1, l0..l20 for 0..5 nats
 const cellClass = (v) => 'c' + (Math.round(Math.max(-1, Math.min(1, v)) * 20) + 20);
 const lossClass = (v) => 'l' + Math.round(Math.max(0, Math.min(1, v / 5)) * 20);
+const errClass = (v) => (v >= 0 ? 'e' + v : '');  // oracle family 0..6 (see /api/info oracles.families); -1 correct
 
 function visibleWindow() {
   const box = $('text');
@@ -119,7 +124,7 @@ async function render(force) {
 
 function draw(d) {
   const win = $('win');
-  const paint = S.color === 'loss' ? lossClass : S.cell ? cellClass : null;
+  const paint = S.color === 'loss' ? lossClass : S.color === 'error' ? errClass : S.cell ? cellClass : null;
   const html = [];
   for (let i = 0; i < d.starts.length; i++) {
     const a = d.starts[i], b = i + 1 < d.starts.length ? d.starts[i + 1] : d.end;
@@ -141,7 +146,7 @@ function inMatch(p) { return S.matches.some((m) => p >= m.start && p <= m.end); 
 async function selectCell(layer, index) {
   const t0 = performance.now();
   S.cell = [layer, index];
-  S.color = 'cell'; $('color').value = 'cell';
+  S.color = 'cell'; $('color').value = 'cell'; $('catlegend').hidden = true;
   $('selected').textContent = `cell ${layer}:${index}`;
   for (const li of document.querySelectorAll('#cell-list li')) li.classList.toggle('active', li.dataset.cell === `${layer}:${index}`);
   for (const c of document.querySelectorAll('.plot circle')) c.classList.toggle('active', c.dataset.cell === `${layer}:${index}`);
@@ -216,7 +221,14 @@ function showPred(d) {
   }
   const head = document.createElement('div');
   head.textContent = `after position ${d.pos} (${JSON.stringify(d.char)}): loss ${d.loss.toFixed(3)} nats`;
-  pred.replaceChildren(head, table);
+  const parts = [head, table];
+  if (d.category) {
+    const cat = document.createElement('div');
+    cat.id = 'pred-category';
+    cat.textContent = d.category === 'correct' ? 'correct (no error)' : d.category === 'remaining' ? 'error: no oracle removes it' : `error removed by the ${d.category} oracle`;
+    parts.push(cat);
+  }
+  pred.replaceChildren(...parts);
   pred.dataset.pos = d.pos;
 }
 
@@ -277,6 +289,21 @@ async function showSearch(d) {
   await render(true);
 }
 
+function setupCategories(o) {
+  const opt = document.querySelector('#color option[value="error"]');
+  opt.disabled = false;
+  const box = $('catlegend');
+  const head = document.createElement('span');
+  head.textContent = `${o.errors.toLocaleString()} errors (P < ${o.threshold}) in ${o.chars.toLocaleString()} characters, removed by: `;
+  box.appendChild(head);
+  o.families.forEach((f, k) => {
+    const sw = document.createElement('span');
+    sw.className = 'e' + k + ' swatch';
+    sw.textContent = `${f} ${o.counts[k].toLocaleString()} (${(100 * o.counts[k] / Math.max(o.errors, 1)).toFixed(1)}%)`;
+    box.appendChild(sw);
+  });
+}
+
 async function init() {
   try {
     S.info = await api('/api/info');
@@ -284,7 +311,8 @@ async function init() {
     $('info').textContent = `${i.layers}-layer ${i.cell.toUpperCase()}, ${i.hidden} cells/layer, ${i.state}; ${i.label}: ${i.chars.toLocaleString()} characters, mean loss ${i.mean_loss.toFixed(3)} nats`;
     $('threshold').value = i.threshold;
     $('spacer').style.height = (i.lines * LH + 8) + 'px';
-    $('color').addEventListener('change', (e) => { S.color = e.target.value; render(true); });
+    if (i.oracles) setupCategories(i.oracles);
+    $('color').addEventListener('change', (e) => { S.color = e.target.value; $('catlegend').hidden = S.color !== 'error'; render(true); });
     const box = $('text');
     box.addEventListener('scroll', () => {
       const t0 = performance.now();
@@ -316,6 +344,9 @@ def _colour_classes() -> str:
     for k in range(21):
         fg = " color: #fff;" if k / 20 > 0.6 else ""
         rules.append(f".l{k} {{ background: {mix((165, 0, 38), k / 20)};{fg} }}")
+    # oracle families (ngram memory rare word punct boost remaining): qualitative colours, light enough for text
+    for k, col in enumerate(("#fdb462", "#80b1d3", "#b3de69", "#fccde5", "#bebada", "#ffffb3", "#fb8072")):
+        rules.append(f".e{k} {{ background: {col}; }}")
     return "\n".join(rules) + "\n"
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -22,7 +22,9 @@ from ..cellviz import glyphs
 from ..errors import RnnlensError
 from ..ngram import KneserNeyLM
 from ..run import RunConfig
+from ..splits import make_splits
 from .cache import CacheFiles, build_or_open, stamp_for, state_values
+from .categories import build_or_open_categories
 from .search import SearchConfig, search
 
 
@@ -53,8 +55,10 @@ class ExplorerData:
     """Everything the server answers from, loaded once."""
 
     def __init__(self, cfg: RunConfig, files: CacheFiles, label: str, config: ExplorerConfig = ExplorerConfig(),
-                 ngram: KneserNeyLM | None = None) -> None:
+                 ngram: KneserNeyLM | None = None, categories: tuple[np.ndarray, dict] | None = None) -> None:
         self.cfg, self.label, self.config, self.ngram = cfg, label, config, ngram
+        # (N,) oracle family per character (-1: correct) and its summary, when started with oracles
+        self.categories, self.cat_summary = categories if categories is not None else (None, None)
         cap = files.capture
         self.state = files.state
         self.rows, self.cols = cap.shape
@@ -90,7 +94,8 @@ class ExplorerData:
                 "hidden": m.hidden, "state": "tanh(c)" if self.state == "c" else "h", "chars": self.n,
                 "rows": self.rows, "cols": self.cols, "lines": int(len(self.line_starts)), "width": self.config.width,
                 "max_lines": self.config.max_lines, "threshold": SearchConfig().threshold,
-                "ngram": None if self.ngram is None else self.ngram.n, "mean_loss": float(self.loss.mean())}
+                "ngram": None if self.ngram is None else self.ngram.n, "mean_loss": float(self.loss.mean()),
+                "oracles": self.cat_summary}
 
     def check_cell(self, layer: int, index: int) -> int:
         if not 0 <= layer < self.layers or not 0 <= index < self.hidden:
@@ -99,7 +104,7 @@ class ExplorerData:
 
     def lines(self, first: int, count: int, color: str, cell: tuple[int, int] | None) -> dict[str, Any]:
         """Display lines ``first .. first+count-1``: their start positions, glyphs, and colour values
-        (the cell's value, or the loss in nats) rounded to 3 decimals."""
+        (the cell's value, the loss in nats rounded to 3 decimals, or the oracle family index, -1 if correct)."""
         total = len(self.line_starts)
         if not 0 <= first < total or not 1 <= count <= self.config.max_lines:
             raise RnnlensError(f"lines must be first in 0..{total - 1} and count in 1..{self.config.max_lines}")
@@ -108,6 +113,10 @@ class ExplorerData:
         b = int(self.line_starts[last]) if last < total else self.n
         if color == "loss":
             vals = self.loss[a:b]
+        elif color == "error":
+            if self.categories is None:
+                raise RnnlensError("no oracle categories: start the explorer with --oracles (a split of the run's corpus)")
+            vals = self.categories[a:b].astype(np.float32)
         elif cell is not None:
             vals = self.values[self.check_cell(*cell), a:b].astype(np.float32)
         else:
@@ -128,7 +137,11 @@ class ExplorerData:
         p /= p.sum()
         actual = int(self.y[pos])
         out = {"pos": pos, "char": self.glyphs[pos], "actual": self.vocab_glyphs[actual],
-               "prob": float(self.next_prob[pos]), "loss": float(self.loss[pos]), "top": self._top(p), "ngram": None}
+               "prob": float(self.next_prob[pos]), "loss": float(self.loss[pos]), "top": self._top(p), "ngram": None,
+               "category": None}
+        if self.categories is not None:
+            c = int(self.categories[pos])
+            out["category"] = "correct" if c < 0 else self.cat_summary["families"][c]
         if self.ngram is not None:
             ctx = self.x[max(r * self.cols, pos - self.ngram.n + 1):pos + 1][None]  # its row only: (1, <= n)
             q = self.ngram.next_distributions(ctx)[0]
@@ -162,10 +175,24 @@ class ExplorerData:
 
 def load_explorer(model, cfg: RunConfig, split, symbols: np.ndarray, label: str, run_dir: str | os.PathLike,
                   weights: str = "best", cache_dir: str | os.PathLike | None = None,
-                  config: ExplorerConfig = ExplorerConfig(), ngram_path: str | os.PathLike | None = None) -> ExplorerData:
-    """Open (or build) the cache for ``split`` under ``cache_dir`` (default ``RUN/explorer-<label>``) and load it."""
+                  config: ExplorerConfig = ExplorerConfig(), ngram_path: str | os.PathLike | None = None,
+                  oracles: bool = False, say: Callable[[str], None] = lambda _m: None) -> ExplorerData:
+    """Open (or build) the cache for ``split`` under ``cache_dir`` (default ``RUN/explorer-<label>``) and load it.
+    With ``oracles``, also each character's oracle error category (``split`` must be the run's split ``label``)."""
     folder = Path(cache_dir) if cache_dir else Path(run_dir) / f"explorer-{label}"
-    files = build_or_open(model, cfg, split, symbols, folder, stamp_for(run_dir, weights, split), config.find_chars)
+    stamp = stamp_for(run_dir, weights, split)
+    files = build_or_open(model, cfg, split, symbols, folder, stamp, config.find_chars)
+    categories = None
+    if oracles:
+        why = ("oracle categories need a split of the run's own corpus (they use its train split); "
+               "leave out --text or --oracles")
+        if label not in ("train", "val", "test"):
+            raise RnnlensError(why)
+        ids = cfg.vocab.encode(symbols)
+        splits = make_splits(ids, cfg.split)
+        if not np.array_equal(splits[label].x, split.x):
+            raise RnnlensError(why)
+        categories = build_or_open_categories(model, cfg, splits, label, ids, folder, stamp, say=say)
     ngram = None
     if ngram_path:
         ngram = KneserNeyLM.load(ngram_path)
@@ -173,4 +200,4 @@ def load_explorer(model, cfg: RunConfig, split, symbols: np.ndarray, label: str,
                 ngram.symbols is not None and tuple(ngram.symbols) != tuple(cfg.vocab.symbols)):
             raise RnnlensError(f"the n-gram model's vocabulary ({ngram.vocab_size} symbols) is not the run's "
                                f"({cfg.model.vocab_size}); train it on the run's corpus with the same units")
-    return ExplorerData(cfg, files, label, config, ngram)
+    return ExplorerData(cfg, files, label, config, ngram, categories)

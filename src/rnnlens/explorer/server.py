@@ -10,7 +10,7 @@ Endpoints (GET only; every parameter is checked, unknown ones are refused; error
 | ``/api/info`` | none | model, text size, number of display lines, defaults |
 | ``/api/cells`` | none | every cell with its best feature and score |
 | ``/api/gates`` | none | per layer and gate type, every unit's left/right saturated fractions |
-| ``/api/lines`` | ``first``, ``count``, ``color`` (cell, loss), ``cell`` (L:I) | a window of display lines |
+| ``/api/lines`` | ``first``, ``count``, ``color`` (cell, loss, error), ``cell`` (L:I) | a window of display lines |
 | ``/api/predict`` | ``pos`` | top next-character candidates, the actual one's probability (and the n-gram's) |
 | ``/api/search`` | ``start``, ``end``, ``threshold``, ``limit`` | LSTMVis pattern search over the span |
 """
@@ -112,8 +112,8 @@ class Api:
     def lines(self, p: dict[str, str]) -> Any:
         d = self.data
         color = p.get("color", "cell")
-        if color not in ("cell", "loss"):
-            raise BadRequest("color must be cell or loss")
+        if color not in ("cell", "loss", "error"):
+            raise BadRequest("color must be cell, loss or error")
         return d.lines(_int(p, "first", 0, len(d.line_starts) - 1), _int(p, "count", 1, d.config.max_lines, 50),
                        color, _cell(p, d))
 
