@@ -27,6 +27,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", metavar="DIR", default="reproduce", help="output folder (default: ./reproduce)")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the named corpora (default: $RNNLENS_DATA)")
     p.add_argument("--workers", type=int, default=0, help="parallel stages (default: one per CPU core, one on a GPU)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local", help="local: a pool of worker "
+                   "processes on this machine; ray: each stage as a task on a Ray cluster (pip install "
+                   "'rnnlens[ray]'; docs/reproduce.md) (default: local)")
+    p.add_argument("--address", metavar="ADDR", help="with --executor ray: the cluster (auto, HOST:PORT or "
+                   "ray://HOST:PORT; default: start a local Ray instance for this run)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default: 1)")
     p.add_argument("--force", action="store_true", help="replace results of another configuration in --out")
@@ -64,6 +69,12 @@ class StageBar:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import RnnlensError
+
+    if args.address and args.executor != "ray":
+        raise RnnlensError("--address is for --executor ray; add --executor ray or leave out --address")
+    if args.workers < 0 or args.threads < 1:
+        raise RnnlensError("--workers must be >= 0 (0: the default) and --threads >= 1")
     device = str(resolve_device(args.device))
     planned = make_plan(args.preset, args.datasets, args.data_dir, device, args.workers)
     if args.dry_run:
@@ -75,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 print(line)
         return 0
     outcome = reproduce(args.out, planned, device, args.data_dir, args.force, args.threads,
-                        StageBar(not args.quiet and not args.json))
+                        StageBar(not args.quiet and not args.json), executor=args.executor, address=args.address)
     counts = {k: outcome.count(k) for k in ("done", "skipped", "failed", "blocked")}
     if args.json:
         emit_json({"out": args.out, **counts, "errors": outcome.errors})

@@ -22,6 +22,7 @@ class Planned:
     datasets: tuple[str, ...]
     stages: list[Stage]
     workers: int
+    requested_workers: int = 0  # what the user asked for (0: the default of the executor)
 
 
 def make_plan(preset: str, datasets: str | None, data_dir: str | None, device: str, workers: int = 0) -> Planned:
@@ -30,7 +31,7 @@ def make_plan(preset: str, datasets: str | None, data_dir: str | None, device: s
     names = parse_datasets(datasets, p)
     stages = build_plan(p, [corpus_info(n, p, data_dir) for n in names], gpu=device.startswith("cuda"))
     check_order(stages)
-    return Planned(p, names, stages, workers or default_workers(device))
+    return Planned(p, names, stages, workers or default_workers(device), workers)
 
 
 def machine() -> str:
@@ -45,10 +46,18 @@ def device_name(device: str) -> str:
 
 def reproduce(out: str | os.PathLike, planned: Planned, device: str = "cpu", data_dir: str | None = None,
               force: bool = False, threads: int = 1, progress: Progress | None = None,
-              backend: Backend | None = None) -> Outcome:
-    """Run (or resume) every stage of ``planned`` under ``out`` and write the report; returns how stages ended."""
+              backend: Backend | None = None, executor: str = "local", address: str | None = None) -> Outcome:
+    """Run (or resume) every stage of ``planned`` under ``out`` and write the report; returns how stages ended.
+    ``executor``: ``local`` (a process pool) or ``ray`` (:mod:`.ray_backend`, joining ``address``)."""
     root = Path(out).resolve()
     started = time.time()
+    if backend is None and executor == "ray":  # before anything is written: a bad address leaves no trace
+        from .ray_backend import RayBackend
+        backend = RayBackend(root, planned.stages, address, planned.requested_workers, threads,
+                             gpu=device.startswith("cuda"))
+        planned = Planned(planned.preset, planned.datasets, planned.stages, backend.workers, planned.requested_workers)
+    elif executor not in ("local", "ray"):
+        raise ValueError(f"unknown executor {executor!r}")
     invocation = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "machine": machine(),
                   "device": device_name(device), "workers": planned.workers, "torch": torch.__version__,
                   "datasets": list(planned.datasets)}
