@@ -1,32 +1,39 @@
-"""``rnnlens quickstart``: the first thing to run. Trains a small LSTM on the built-in corpus (the Python
-standard library's own source, no download), then prints a sample and the test loss."""
+"""``rnnlens quickstart``: the first thing to run. On the built-in corpus (the Python standard library's own
+source, no download) it trains a small LSTM, runs the n-gram and n-NN baselines, finds interpretable cells,
+measures gate saturation and analyses the errors by oracles, writes the report, then prints a sample and the
+test loss. It is ``rnnlens reproduce --preset quick`` plus the sample."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from ..run import CONFIG, load_model
+from ..errors import RnnlensError
+from ..fsutil import read_json
+from ..reproduce.plan import PRESETS
+from ..reproduce.runner import make_plan, reproduce
+from ..reproduce.stages import read_result
+from ..run import SUMMARY, load_model
 from ..runtime import resolve_device
 from ..sample import sample
-from . import train as train_cmd
 from .common import add_device_flag, add_json_flag, emit_json, say
-
-# Smaller batches than the paper's 100x100 give more updates per character, which matters in a short run.
-PRESET = ["--dataset", "pystdlib", "--model", "lstm", "--layers", "2", "--params", "130k",
-          "--batch-size", "32", "--seq-len", "64", "--eval-every", "300", "--eval-chars", "100000"]
+from .reproduce import StageBar
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "quickstart", help="train a small LSTM on the built-in corpus, then sample from it (a few minutes on CPU)",
-        description="Train a 2-layer LSTM with about 130K parameters on the built-in corpus (Python standard library "
-        "source, no download) with the paper's recipe (batches of 32 rows x 64 steps) for two epochs, then print a sample and the test loss. "
-        "Running it again continues or reuses the same run.")
-    p.add_argument("--out", default="runs/quickstart", help="run directory (default: runs/quickstart)")
+        "quickstart", help="train a small LSTM on the built-in corpus, analyse it, write a report, sample (~10 min on CPU)",
+        description="On the built-in corpus (Python standard library source, no download): train a 2-layer LSTM "
+        "of about 130K parameters with the paper's recipe (batches of 32 rows x 64 steps, 2 epochs), fit the "
+        "n-gram and n-NN baselines, find interpretable cells, measure gate saturation, break the errors down by "
+        "oracles, and write OUT/report.html; then print a sample and the test loss. This is rnnlens reproduce "
+        "--preset quick. Running it again reuses (or resumes) what is done.")
+    p.add_argument("--out", default="runs/quickstart", help="output folder (default: runs/quickstart)")
     p.add_argument("--epochs", type=float, default=2.0, help="passes over the training text (default: 2)")
+    p.add_argument("--chars", type=int, default=0, metavar="N", help="use only the first N bytes of the corpus "
+                   "(default: all of it, about 2 MB); for a faster first look")
     p.add_argument("--length", type=int, default=400, help="characters to sample (default: 400)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_device_flag(p)
@@ -35,37 +42,38 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    train_parser = argparse.ArgumentParser(add_help=False)
-    sub = train_parser.add_subparsers()
-    train_cmd.add_parser(sub)
-    if (out / CONFIG).is_file():
-        argv = ["train", "--resume", "--out", str(out)]
-    else:
-        argv = ["train", *PRESET, "--epochs", str(args.epochs), "--out", str(out)]
-    train_args = train_parser.parse_args(argv + ["--device", args.device, "--threads", str(args.threads)]
-                                         + (["--quiet"] if args.quiet else [])
-                                         + (["--json"] if args.json else []))
-    if args.json:  # the train step's own JSON would be a second object on stdout
-        train_args.json = False
-        train_args.quiet = True
-    with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the sample (or the JSON object)
-        status = train_cmd.run(train_args)
-    if status != 0:
-        return status
-    model, cfg, _ = load_model(out, "best", resolve_device(args.device))
+    if args.epochs <= 0 or args.chars < 0 or args.length < 1:
+        raise RnnlensError("--epochs must be > 0, --chars >= 0 and --length >= 1")
+    if args.chars and args.chars < 20_000:
+        raise RnnlensError(f"--chars {args.chars} is too little text for the splits and the baselines; use at "
+                           "least 20000 (or 0 for the whole corpus)")
+    preset = replace(PRESETS["quick"], epochs=args.epochs, slice_bytes=args.chars)
+    device = str(resolve_device(args.device))
+    planned = make_plan(preset, None, None, device)
+    outcome = reproduce(args.out, planned, device, threads=args.threads,
+                        progress=StageBar(not args.quiet and not args.json))
+    if outcome.errors:
+        for sid, err in outcome.errors.items():
+            say(f"failed: {sid}: {err.splitlines()[0]}")
+    train_id = next(s.id for s in planned.stages if s.kind == "train")
+    rec = read_result(args.out, train_id)
+    if rec is None:
+        raise RnnlensError(f"the LSTM of the quickstart did not finish training; run the same command again "
+                           f"to resume it (details: {args.out}/stages/{train_id}/failed.json)")
+    run_dir = Path(args.out) / rec["run"]
+    model, cfg, _ = load_model(run_dir, "best", device)
     text = sample(model, cfg.vocab, cfg.text, "def ", args.length, temperature=0.8, seed=0)
-    from ..fsutil import read_json
-    from ..run import SUMMARY
-
-    summary = read_json(out / SUMMARY)
+    summary = read_json(run_dir / SUMMARY)
+    report = Path(args.out) / "report.html"
+    failed = sorted(outcome.errors)
     if args.json:
-        emit_json({"run": str(out), "sample": text, **summary})
-        return 0
+        emit_json({"run": str(run_dir), "report": str(report), "failed": failed, "sample": text, **summary})
+        return 1 if failed else 0
     say("\n--- sample (temperature 0.8) ---")
     sys.stdout.write(text + "\n")
     say("--- end of sample ---")
     say(f"test loss: {summary['test_loss_nats']:.4f} nats/char ({summary['test_loss_bits']:.4f} bits/char) "
-        f"over {summary['test_chars']:,} characters; run saved in {out}")
-    say(f"next: rnnlens sample {out} --prime 'import ' --length 300    or    rnnlens eval {out} --split val")
-    return 0
+        f"over {summary['test_chars']:,} characters; run saved in {run_dir}")
+    say(f"report (cells, gates, baselines, errors): {report}")
+    say(f"next: rnnlens serve {run_dir} --oracles    or    rnnlens sample {run_dir} --prime 'import ' --length 300")
+    return 1 if failed else 0

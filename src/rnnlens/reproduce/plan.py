@@ -62,6 +62,13 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
+    "quick": Preset(
+        "quick", "the README's quickstart: one 2-layer LSTM of ~130K parameters trained 2 epochs at batch 32 x "
+        "unroll 64 on the built-in corpus (Python standard library source); Table 2 with n-grams n = 1..5 and "
+        "n-NNs n = 1..3 (rnnlens.baselines' quick preset); cells, gates and the oracle analysis of errors",
+        ("pystdlib",), 0, ("lstm",), (2,), ("130k",), (0.0,), batch_size=32, seq_len=64, epochs=2,
+        eval_every=300, eval_chars=100_000, baseline="quick", analysis_chars=100_000,
+        analyses=("gates", "cells", "errors")),
     "smoke": Preset(
         "smoke", "every stage on tiny settings (the first 40 KB of each corpus, models of ~8K parameters, 1 and 2 "
         "layers, 400 updates each); checks the pipeline, not the paper's numbers", ("pystdlib",), 40_000, CELL_TYPES,
@@ -192,7 +199,7 @@ def build_plan(preset: Preset, infos: list[CorpusInfo], gpu: bool = False) -> li
 def _baseline_estimate(preset: Preset, info: CorpusInfo) -> float:
     if preset.baseline == "smoke":
         return 5.0
-    return {"cpu": 1200.0, "paper": 4 * 3600.0}.get(preset.baseline, 600.0) * info.size / 3_258_250
+    return {"quick": 120.0, "cpu": 1200.0, "paper": 4 * 3600.0}.get(preset.baseline, 600.0) * info.size / 3_258_250
 
 
 def _analysis_estimate(kind: str, preset: Preset, info: CorpusInfo) -> float:

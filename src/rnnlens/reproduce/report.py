@@ -110,8 +110,12 @@ def differences(results: dict[str, Any]) -> list[str]:
                f"{', '.join(f'{d:g}' for d in st['dropouts'])} (the paper's values are not published).")
     out.append(f"Table 2: rnnlens.baselines preset `{st['baseline']}`. Analyses on {st['analysis_chars']:,} test "
                "characters. The map of models uses classical MDS (numpy) instead of the paper's t-SNE.")
-    if not {"compare", "errors"} <= set(st["analyses"]):
-        out.append("The comparisons (Fig. 4, 5) and the oracle analysis (Fig. 6) are not part of this preset.")
+    names = {"gates": "gate saturation (Fig. 3)", "cells": "interpretable cells (Fig. 2)",
+             "compare": "the comparisons with the baselines (Fig. 4, 5)", "errors": "the oracle analysis (Fig. 6)",
+             "modelmap": "the map of models (suppl.)"}
+    missing = [v for k, v in names.items() if k not in st["analyses"]]
+    if missing:
+        out.append(f"Not part of this preset: {', '.join(missing)}.")
     return out
 
 

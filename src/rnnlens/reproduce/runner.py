@@ -25,9 +25,11 @@ class Planned:
     requested_workers: int = 0  # what the user asked for (0: the default of the executor)
 
 
-def make_plan(preset: str, datasets: str | None, data_dir: str | None, device: str, workers: int = 0) -> Planned:
-    """Validate the inputs (unknown preset or dataset, missing corpus: RnnlensError) and build the plan."""
-    p = get_preset(preset)
+def make_plan(preset: str | Preset, datasets: str | None, data_dir: str | None, device: str,
+              workers: int = 0) -> Planned:
+    """Validate the inputs (unknown preset or dataset, missing corpus: RnnlensError) and build the plan.
+    ``preset``: a name of :data:`.plan.PRESETS` or a :class:`.plan.Preset` (e.g. one with changed epochs)."""
+    p = preset if isinstance(preset, Preset) else get_preset(preset)
     names = parse_datasets(datasets, p)
     stages = build_plan(p, [corpus_info(n, p, data_dir) for n in names], gpu=device.startswith("cuda"))
     check_order(stages)
