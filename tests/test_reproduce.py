@@ -200,6 +200,35 @@ def test_killed_reproduce_resumes(tmp_path):
     assert len(after) == 9 and all(after[k] == v for k, v in finished.items())
 
 
+def test_a_signal_to_the_main_process_alone_stops_the_workers_too(tmp_path):
+    """SIGTERM (or SIGINT) sent to the reproduce process only, not its process group: it passes the interrupt
+    on to its workers (training runs save their state), exits 130, and the next run resumes."""
+    out = tmp_path / "t"
+    cmd = [sys.executable, "-m", "rnnlens", "reproduce", "--out", str(out), "--device", "cpu", "--workers", "2",
+           "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(out.glob("stages/train/*/*/*/config.json")):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        err = proc.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("reproduce did not stop within 30 s of SIGTERM")
+    assert proc.returncode == 130 and "interrupted" in err
+    left = b"?"
+    for _ in range(100):  # the workers (and multiprocessing's resource tracker) are gone soon after
+        left = subprocess.run(["pgrep", "-a", "-s", str(proc.pid)], capture_output=True).stdout
+        if not left:
+            break
+        time.sleep(0.1)
+    assert left == b"", left
+    res = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr
+
+
 # ----- the map of models ------------------------------------------------------------------------------------
 def test_classical_mds_recovers_planar_distances():
     rng = np.random.default_rng(0)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import signal
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -78,6 +79,16 @@ class LocalBackend:
     def restart(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._new()
+
+    def interrupt(self) -> None:
+        """Pass an interrupt on to the workers (a training run saves its state and stops), so a signal sent
+        to this process alone, not its whole process group, stops the reproduction quickly too."""
+        for proc in list(getattr(self._pool, "_processes", {}).values()):
+            if proc.is_alive():
+                try:
+                    os.kill(proc.pid, signal.SIGINT)
+                except OSError:
+                    pass
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -208,6 +219,11 @@ def run_plan(stages: list[Stage], ctx: Context, backend: Backend, progress: Prog
                     pending.insert(0, stage)
                     running.pop(fut)
                 backend.restart()
+    except KeyboardInterrupt:
+        stop = getattr(backend, "interrupt", None)
+        if stop is not None:
+            stop()
+        raise
     finally:
         progress.close()
     return Outcome(status, errors)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +37,23 @@ def make_plan(preset: str | Preset, datasets: str | None, data_dir: str | None, 
     stages = build_plan(p, [corpus_info(n, p, data_dir) for n in names], gpu=device.startswith("cuda"))
     check_order(stages)
     return Planned(p, names, stages, workers or default_workers(device), workers)
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """While running (main thread only): SIGTERM acts like Ctrl-C, so runs save their state and stop."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def machine() -> str:
@@ -67,7 +87,8 @@ def reproduce(out: str | os.PathLike, planned: Planned, device: str = "cpu", dat
     ctx = Context(str(root), planned.preset, device, data_dir, threads)
     backend = backend or (InlineBackend() if planned.workers == 1 else LocalBackend(planned.workers))
     try:
-        outcome = run_plan(planned.stages, ctx, backend, progress)
+        with sigterm_interrupts():
+            outcome = run_plan(planned.stages, ctx, backend, progress)
     finally:
         backend.close()
     write_report(root)
