@@ -2,12 +2,14 @@
 
 Loads (building on first use) the explorer cache of RUN over a split, starts the server on 127.0.0.1 in a
 thread, then times, interleaved, every request the app makes per interaction: a window of display lines
-coloured by a cell (scrolling / clicking a cell), the same by loss, a prediction (hover), a pattern search
+coloured by a cell (scrolling / clicking a cell), the same by loss (and, with ``--oracles``, by oracle error
+category), a prediction (hover), a pattern search
 over a random 3-20 character span that selects at least one cell (selection), and the cell list and gate scatter (page load). Writes
 bench/results/explorer_latency.json with the load times and per-request median, p95 and max.
 
     OMP_NUM_THREADS=1 RNNLENS_DATA=/work/shared/data .venv/bin/python bench/explorer_latency.py RUN [--split test] \
-        [--cache DIR] [--repeats 50] [--browser 20 --screenshot docs/img/explorer.png]
+        [--cache DIR] [--repeats 50] [--oracles] [--browser 20 --screenshot docs/img/explorer.png
+        --screenshot-errors docs/img/explorer-errors.png]
 
 ``--browser R`` adds R rounds in headless Chromium: clicking a cell in the list (the text is recoloured),
 scrolling to a random line (it is drawn), hovering a character (its predictions show), selecting 5
@@ -52,7 +54,8 @@ def timed_get(conn: http.client.HTTPConnection, path: str) -> float:
     return dt * 1000
 
 
-def browser_latency(url: str, data, repeats: int, rng: np.random.Generator, screenshot: str | None) -> dict[str, list[float]]:
+def browser_latency(url: str, data, repeats: int, rng: np.random.Generator, screenshot: str | None,
+                    screenshot_errors: str | None = None) -> dict[str, list[float]]:
     """Interaction -> visible answer in headless Chromium (clock in Python, polling the page without sleeps)."""
     from playwright.sync_api import sync_playwright
 
@@ -113,6 +116,13 @@ def browser_latency(url: str, data, repeats: int, rng: np.random.Generator, scre
             pg.evaluate("() => { document.getElementById('text').scrollTop = 0; }")
             pg.wait_for_timeout(500)
             pg.screenshot(path=screenshot)
+        if screenshot_errors and data.categories is not None:  # the text coloured by oracle error category
+            pg.select_option("#color", "error")
+            pg.evaluate("() => { document.getElementById('text').scrollTop = 0; }")
+            pos = int(data.line_starts[3]) + 5
+            pg.locator(f"#win span[data-p='{pos}']").hover()
+            pg.wait_for_timeout(700)
+            pg.screenshot(path=screenshot_errors)
         browser.close()
     return got
 
@@ -128,6 +138,10 @@ def main() -> int:
     ap.add_argument("--browser", type=int, default=0, metavar="R",
                     help="also time R rounds of interactions in headless Chromium (/usr/bin/chromium, playwright)")
     ap.add_argument("--screenshot", metavar="PNG", help="with --browser: save the final page here")
+    ap.add_argument("--oracles", action="store_true", help="load the oracle error categories (serve --oracles) "
+                    "and time the lines coloured by them")
+    ap.add_argument("--screenshot-errors", metavar="PNG", help="with --browser and --oracles: a screenshot of the "
+                    "text coloured by error category")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
@@ -135,7 +149,7 @@ def main() -> int:
     split = load_splits(cfg)[args.split]
     symbols = load_symbols(cfg)
     t1 = time.perf_counter()
-    data = load_explorer(model, cfg, split, symbols, args.split, args.run, cache_dir=args.cache)
+    data = load_explorer(model, cfg, split, symbols, args.split, args.run, cache_dir=args.cache, oracles=args.oracles)
     t2 = time.perf_counter()
     srv = make_server(data, "127.0.0.1", 0)
     serve_in_thread(srv)
@@ -151,6 +165,9 @@ def main() -> int:
             layer, index = int(rng.integers(0, data.layers)), int(rng.integers(0, data.hidden))
             kinds["lines_cell"].append(timed_get(conn, f"/api/lines?first={first}&count=120&color=cell&cell={layer}:{index}"))
             kinds["lines_loss"].append(timed_get(conn, f"/api/lines?first={first}&count=120&color=loss"))
+            if args.oracles:
+                kinds.setdefault("lines_error", []).append(
+                    timed_get(conn, f"/api/lines?first={first}&count=120&color=error"))
             kinds["predict"].append(timed_get(conn, f"/api/predict?pos={int(rng.integers(0, data.n))}"))
             for tries in range(1, 1001):  # a span that selects at least one cell (most random spans select none)
                 start = int(rng.integers(1, data.n - 21))
@@ -165,7 +182,8 @@ def main() -> int:
         conn.close()
         if args.browser:
             kinds.update({f"browser_{k}": v for k, v in browser_latency(
-                f"http://127.0.0.1:{port}/", data, args.browser, rng, args.screenshot).items()})
+                f"http://127.0.0.1:{port}/", data, args.browser, rng, args.screenshot,
+                args.screenshot_errors).items()})
     finally:
         srv.shutdown()
         srv.server_close()
