@@ -16,7 +16,7 @@ import torch
 
 from rnnlens.cli import main
 from rnnlens.errors import RnnlensError
-from rnnlens.fsutil import read_json
+from rnnlens.fsutil import atomic_write_json, read_json
 from rnnlens.model import CharRNN, ModelConfig, param_count
 from rnnlens.reproduce import stages as stages_mod
 from rnnlens.reproduce.executor import InlineBackend
@@ -325,3 +325,20 @@ def test_run_killed_before_its_config_was_written_starts_afresh(tmp_path):
     outcome = reproduce(tmp_path / "r", planned, "cpu", force=True, backend=InlineBackend())
     assert outcome.count("done") == 2, outcome.errors
     assert (run_dir / "summary.json").is_file() and not (run_dir / ".config.json.abc123.tmp").exists()
+
+
+def test_analyses_pick_the_paper_s_models(tmp_path):
+    """errors --vs: the best LSTM of the smallest budget; gates: the best LSTM among the deepest models."""
+    from rnnlens.reproduce.stages import RECORD, Context, _lstm_rows
+
+    def row(cell, layers, budget, params, val):
+        return {"cell": cell, "layers": layers, "budget": budget, "params": params, "best_val_loss": val,
+                "run": f"{cell}-{layers}-{budget}"}
+
+    rows = [row("lstm", 1, "130k", 122_000, 1.50), row("lstm", 3, "50k", 44_000, 2.10),
+            row("lstm", 1, "50k", 45_000, 1.80), row("lstm", 3, "130k", 123_000, 1.90), row("gru", 1, "50k", 45_000, 1.0)]
+    atomic_write_json(tmp_path / "stages/select/x" / RECORD, {"id": "select/x", "finished": 1.0,
+                                                                "result": {"rows": rows, "failed": [], "best": rows[0]}})
+    ctx = Context(str(tmp_path), PRESETS["cpu"])
+    best, others = _lstm_rows(ctx, "x")
+    assert best["run"] == "lstm-1-130k" and [r["run"] for r in others] == ["lstm-1-50k", "lstm-3-50k", "lstm-3-130k"]

@@ -160,7 +160,13 @@ def errors_lines(res: dict[str, Any], ds: str) -> list[str]:
                    "extra errors are n-gram errors.")
     if e.get("scaling"):
         sc = e["scaling"]
-        out.append(f"{sc['stronger']} makes {sc['error_difference']:,} fewer errors than {sc['weaker']}.")
+        line = f"{sc['stronger']} makes {sc['error_difference']:,} fewer errors than {sc['weaker']}"
+        shares = [(k, d["share"]) for k, d in sc["by_family"].items() if d.get("share") is not None]
+        if shares:
+            line += "; the difference by oracle: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in shares)
+            if ds == "warpeace":
+                line += f" (paper: n-gram {100 * PAPER_ORACLES['extra_ngram_share']:.0f}%)"
+        out.append(line + ".")
     return out
 
 

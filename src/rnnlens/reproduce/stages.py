@@ -176,12 +176,14 @@ def run_baselines(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
 
 
 def run_gates(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
-    """Figure 3: gate saturation of the best LSTM and the best GRU."""
+    """Figure 3: gate saturation of the best LSTM and the best GRU among the deepest of the grid (the paper
+    shows 3-layer models: its findings compare the first layer with the others)."""
     from ..gates import gate_saturation, write_saturation
 
     rows, models = _selected(ctx, stage.dataset), []
+    deepest = max((r["layers"] for r in rows), default=1)
     for cell in ("lstm", "gru"):
-        row = _best_of(rows, cell)
+        row = _best_of([r for r in rows if r["layers"] == deepest], cell)
         if row is None:
             continue
         model, cfg, _ = load_model(Path(ctx.root) / row["run"], "best", resolve_device(ctx.device))
@@ -244,10 +246,14 @@ def run_modelmap(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
 
 
 def _lstm_rows(ctx: Context, dataset: str) -> tuple[dict, list[dict]]:
-    """The best selected LSTM (else the best model) and the other LSTMs, smallest first."""
+    """The best selected LSTM (else the best model) and the other LSTMs: smallest budget first, and within a
+    budget the best on validation first (so ``others[0]`` is the best LSTM of the smallest budget: the
+    paper's 50K LSTM of the scaling comparison)."""
     rows = _selected(ctx, dataset)
     best = _best_of(rows, "lstm") or min(rows, key=lambda r: r["best_val_loss"])
-    others = sorted((r for r in rows if r["cell"] == "lstm" and r is not best), key=lambda r: r["params"])
+    order = {b: i for i, b in enumerate(ctx.preset.budgets)}
+    others = sorted((r for r in rows if r["cell"] == "lstm" and r is not best),
+                    key=lambda r: (order.get(r["budget"], len(order)), r["best_val_loss"]))
     return best, others
 
 
