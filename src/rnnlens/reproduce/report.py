@@ -222,11 +222,22 @@ def findings_lines(res: dict[str, Any]) -> list[str]:
     return out
 
 
+INVOCATION_HEAD = ["date", "commit", "device", "workers", "torch"]
+
+
+def invocation_rows(pv: dict[str, Any]) -> list[list[str]]:
+    """One row per reproduce invocation; the commit is what ran the stages (older records lack it)."""
+    return [[str(i.get("date", "-")), str(i.get("git_commit", "not recorded")), str(i.get("device", "-")),
+             str(i.get("workers", "-")), str(i.get("torch", "-"))] for i in pv.get("invocations", [])]
+
+
 def markdown_lines(results: dict[str, Any]) -> list[str]:
     pv = results["provenance"]
     lines = [f"# rnnlens reproduction ({results['preset']} preset)", "",
-             f"rnnlens {pv['rnnlens_version']}, commit {pv['git_commit']}, machine {pv['machine']}, device "
-             f"{pv['device']}, last run {pv['last_run']}, compute {pv['compute_s_total']} s.", "", "## What differs", ""]
+             f"rnnlens {pv['rnnlens_version']}, report written by commit {pv['git_commit']}, machine {pv['machine']}, "
+             f"device {pv['device']}, last run {pv['last_run']}, compute {pv['compute_s_total']} s.", "",
+             "Invocations (each ran the stages that were not yet up to date):", ""]
+    lines += _md_table(INVOCATION_HEAD, invocation_rows(pv)) + ["", "## What differs", ""]
     lines += [f"- {d}" for d in differences(results)]
     for ds in results["datasets"]:
         res = results["results"].get(ds, {})
@@ -283,9 +294,11 @@ def render_html(results: dict[str, Any], root: Path) -> str:
     """One self-contained page, sections in the paper's order."""
     parts = [f"<h1>rnnlens reproduction ({html.escape(results['preset'])} preset)</h1>"]
     pv = results["provenance"]
-    parts.append(_html_table(["rnnlens", "commit", "machine", "device", "last run", "compute s"],
+    parts.append(_html_table(["rnnlens", "report written by commit", "machine", "device", "last run", "compute s"],
                              [[str(pv[k]) for k in ("rnnlens_version", "git_commit", "machine", "device", "last_run",
                                                     "compute_s_total")]]))
+    parts.append("<p>Invocations (each ran the stages that were not yet up to date):</p>"
+                 + _html_table(INVOCATION_HEAD, invocation_rows(pv)))
     parts.append("<h2>What differs from the paper</h2><ul>" + "".join(f"<li>{html.escape(d)}</li>"
                                                                      for d in differences(results)) + "</ul>")
     for ds in results["datasets"]:

@@ -15,7 +15,7 @@ import torch
 
 from .executor import Backend, InlineBackend, LocalBackend, Outcome, Progress, default_workers, prepare_out_dir, run_plan
 from .plan import Preset, Stage, build_plan, check_order, corpus_info, get_preset, parse_datasets
-from .report import write_report
+from .report import git_commit, write_report
 from .stages import Context
 
 
@@ -82,6 +82,7 @@ def reproduce(out: str | os.PathLike, planned: Planned, device: str = "cpu", dat
         raise ValueError(f"unknown executor {executor!r}")
     invocation = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "machine": machine(),
                   "device": device_name(device), "workers": planned.workers, "torch": torch.__version__,
+                  "git_commit": git_commit(),
                   "datasets": list(planned.datasets)}
     prepare_out_dir(root, planned.preset, planned.datasets, planned.stages, force, invocation)
     ctx = Context(str(root), planned.preset, device, data_dir, threads)
