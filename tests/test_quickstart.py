@@ -29,7 +29,7 @@ def test_quickstart_trains_analyses_reports_and_reuses_its_run(quick, capsys):
     assert first["run"].endswith(RUN) and first["test_loss_nats"] > 0 and first["test_chars"] > 0
     assert first["failed"] == [] and first["report"].endswith("report.html")
     results = read_json(out / "results.json")["results"]["pystdlib"]
-    for part in ("baselines", "cells", "gates", "errors"):
+    for part in ("baselines", "cells", "gates", "compare", "errors"):
         assert results.get(part), f"the report lacks {part}"
     assert "Figure 6" in (out / "report.html").read_text()
     weights = (out / RUN / "best.safetensors").read_bytes()

@@ -1,7 +1,8 @@
 """``rnnlens quickstart``: the first thing to run. On the built-in corpus (the Python standard library's own
 source, no download) it trains a small LSTM, runs the n-gram and n-NN baselines, finds interpretable cells,
-measures gate saturation and analyses the errors by oracles, writes the report, then prints a sample and the
-test loss. It is ``rnnlens reproduce --preset quick`` plus the sample."""
+measures gate saturation, compares the LSTM with the baselines and analyses the errors by oracles, writes
+the report, then prints a sample and the test loss. It is ``rnnlens reproduce --preset quick`` plus the
+sample."""
 
 from __future__ import annotations
 
@@ -26,12 +27,12 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "quickstart", help="train a small LSTM on the built-in corpus, analyse it, write a report, sample (~10 min on CPU)",
         description="On the built-in corpus (Python standard library source, no download): train a 2-layer LSTM "
-        "of about 130K parameters with the paper's recipe (batches of 32 rows x 64 steps, 2 epochs), fit the "
-        "n-gram and n-NN baselines, find interpretable cells, measure gate saturation, break the errors down by "
-        "oracles, and write OUT/report.html; then print a sample and the test loss. This is rnnlens reproduce "
+        "of about 130K parameters with the paper's recipe (batches of 32 rows x 64 steps, 4 epochs), fit the "
+        "n-gram and n-NN baselines, find interpretable cells, measure gate saturation, compare the LSTM with the "
+        "baselines, break the errors down by oracles, and write OUT/report.html; then print a sample and the test loss. This is rnnlens reproduce "
         "--preset quick. Running it again reuses (or resumes) what is done.")
     p.add_argument("--out", default="runs/quickstart", help="output folder (default: runs/quickstart)")
-    p.add_argument("--epochs", type=float, default=2.0, help="passes over the training text (default: 2)")
+    p.add_argument("--epochs", type=float, default=4.0, help="passes over the training text (default: 4)")
     p.add_argument("--chars", type=int, default=0, metavar="N", help="use only the first N bytes of the corpus "
                    "(default: all of it, about 2 MB); for a faster first look")
     p.add_argument("--length", type=int, default=400, help="characters to sample (default: 400)")

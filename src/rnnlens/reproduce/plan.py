@@ -63,12 +63,12 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
-        "quick", "the README's quickstart: one 2-layer LSTM of ~130K parameters trained 2 epochs at batch 32 x "
+        "quick", "the README's quickstart: one 2-layer LSTM of ~130K parameters trained 4 epochs at batch 32 x "
         "unroll 64 on the built-in corpus (Python standard library source); Table 2 with n-grams n = 1..5 and "
-        "n-NNs n = 1..3 (rnnlens.baselines' quick preset); cells, gates and the oracle analysis of errors",
-        ("pystdlib",), 0, ("lstm",), (2,), ("130k",), (0.0,), batch_size=32, seq_len=64, epochs=2,
-        eval_every=300, eval_chars=100_000, baseline="quick", analysis_chars=100_000,
-        analyses=("gates", "cells", "errors")),
+        "n-NNs n = 1..3 (rnnlens.baselines' quick preset); cells, gates, the comparisons with the baselines and "
+        "the oracle analysis of errors", ("pystdlib",), 0, ("lstm",), (2,), ("130k",), (0.0,), batch_size=32,
+        seq_len=64, epochs=4, eval_every=300, eval_chars=100_000, snapshot_every=500, baseline="quick",
+        analysis_chars=100_000, analyses=("gates", "cells", "compare", "errors")),
     "smoke": Preset(
         "smoke", "every stage on tiny settings (the first 40 KB of each corpus, models of ~8K parameters, 1 and 2 "
         "layers, 400 updates each); checks the pipeline, not the paper's numbers", ("pystdlib",), 40_000, CELL_TYPES,
