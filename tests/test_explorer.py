@@ -184,7 +184,8 @@ def test_lines_cover_the_text_in_order(tiny):
     d = data.lines(2, 3, "cell", (1, 3))
     a, b = d["starts"][0], d["end"]
     assert d["values"] == pytest.approx(data.values[16 + 3, a:b].astype(np.float32), abs=1e-3)
-    assert data.lines(0, 1, "loss", None)["values"] == pytest.approx(data.loss[:data.line_starts[1]], abs=1e-3)
+    got = data.lines(0, 1, "loss", None)["values"]  # on each character: the loss of predicting it
+    assert got[0] is None and got[1:] == pytest.approx(data.loss[:data.line_starts[1] - 1], abs=1e-3)
 
 
 def test_cells_and_gates_cover_every_unit(tiny):
@@ -360,12 +361,17 @@ def test_oracle_categories_agree_with_rnnlens_errors(tiny, tmp_path):
     cats = data.categories
     assert np.array_equal(cats >= 0, np.asarray(model_probs_of(model, cfg, split)) < 0.5)
     assert [int((cats == k).sum()) for k in range(len(FAMILIES))] == summary["counts"]
-    # per character: the lines endpoint, the prediction's label and the cache agree
+    # per character: the lines endpoint, the prediction's label and the cache agree; each character shows
+    # the category of its own prediction (made after the previous character of its row)
+    here = np.concatenate([[-1], cats[:-1]])
+    here[::data.cols] = -1
     lines = data.lines(0, 20, "error", None)
-    assert lines["values"] == cats[:lines["end"]].astype(float).tolist()
-    for pos in (0, 5, data.n - 1):
-        c = int(cats[pos])
-        assert data.predict(pos)["category"] == ("correct" if c < 0 else FAMILIES[c])
+    assert lines["values"] == here[:lines["end"]].astype(float).tolist()
+    assert data.lines(data.line_of(data.cols), 1, "error", None)["values"][0] == -1  # a row's first column
+    for pos in (1, 5, data.n - 1):
+        c = int(cats[pos - 1])
+        assert data.predict(pos)["here"]["category"] == ("correct" if c < 0 else FAMILIES[c])
+    assert data.predict(0)["here"] is None and data.predict(data.cols)["here"] is None
     stamp = tmp_path / "cache" / "categories.json"
     before = stamp.stat().st_mtime_ns
     again = load_explorer(model, cfg, split, symbols, "test", run, cache_dir=tmp_path / "cache", oracles=True)
@@ -383,7 +389,7 @@ def test_error_colouring_needs_oracles(server, tiny, tmp_path):
     status, body, _ = get(server, "/api/lines?first=0&color=error")
     assert status == 400 and "--oracles" in body["error"]
     assert get(server, "/api/info")[1]["oracles"] is None
-    assert get(server, "/api/predict?pos=3")[1]["category"] is None
+    assert get(server, "/api/predict?pos=3")[1]["here"]["category"] is None
     run, _, _, (model, cfg, split, symbols) = tiny
     from rnnlens.splits import stream_split
     other = stream_split(cfg.vocab.encode(symbols[:500]), 2, "text")

@@ -173,21 +173,30 @@ def test_colouring_by_oracle_error_category(page, app):
         return spans if spans and all(not c or c.startswith("e") for _, c in spans) else None
 
     spans = wait_until(page, painted, "error category colours")
-    want = {p: ("" if data.categories[p] < 0 else f"e{data.categories[p]}") for p, _ in spans}
+    here = data.cat_here  # the category of each character's own prediction, -1 where none
+    want = {p: ("" if here[p] < 0 else f"e{here[p]}") for p, _ in spans}
     assert dict(spans) == want
     assert len({c for _, c in spans}) >= 2  # correct and at least one category
     err = next(p for p, c in spans if c)
     page.locator(f"#win span[data-p='{err}']").hover()
     wait_until(page, lambda: page.locator("#pred").get_attribute("data-pos") == str(err), "the prediction panel")
-    fam = data.cat_summary["families"][data.categories[err]]
+    fam = data.cat_summary["families"][here[err]]
     assert fam in page.locator("#pred-category").inner_text()
+    assert np.array_equal(here[1:data.cols], data.categories[:data.cols - 1])
     page.select_option("#color", "loss")
     assert not page.locator("#catlegend").is_visible()
 
 
-def test_loss_colouring_and_screenshot(page, tmp_path):
+def test_loss_colouring_and_screenshot(page, app, tmp_path):
     page.select_option("#color", "loss")
-    wait_until(page, lambda: all(c.startswith("l") for c in backgrounds(page)), "loss colours")
+    cols = app[1].cols
+
+    def loss_coloured():  # every character but a row's first (never predicted within the text) has a loss
+        spans = page.eval_on_selector_all("#win span[data-p]", "els => els.slice(0, 300).map(e => [+e.dataset.p, e.className])")
+        got = [(p, c.replace("match", "").strip()) for p, c in spans]
+        return got and all(c.startswith("l") if p % cols else c == "" for p, c in got)
+
+    wait_until(page, loss_coloured, "loss colours")
     page.select_option("#color", "cell")
     page.locator("#cell-list li[data-cell='1:3']").click()
     wait_until(page, lambda: all(c.startswith("c") for c in backgrounds(page)), "cell colours again")

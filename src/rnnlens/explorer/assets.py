@@ -94,8 +94,9 @@ function status(msg, bad) { const s = $('status'); s.textContent = msg; s.classN
 const esc = (g) => g.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 // colour classes (defined in app.css, so no inline style is needed): c0..c40 for -1..+1, l0..l20 for 0..5 nats
 const cellClass = (v) => 'c' + (Math.round(Math.max(-1, Math.min(1, v)) * 20) + 20);
-const lossClass = (v) => 'l' + Math.round(Math.max(0, Math.min(1, v / 5)) * 20);
-const errClass = (v) => (v >= 0 ? 'e' + v : '');  // oracle family 0..6 (see /api/info oracles.families); -1 correct
+// loss and error values sit on the predicted character; null: not predicted (first column of a row)
+const lossClass = (v) => (v === null ? '' : 'l' + Math.round(Math.max(0, Math.min(1, v / 5)) * 20));
+const errClass = (v) => (v !== null && v >= 0 ? 'e' + v : '');  // oracle family 0..6 (/api/info oracles.families); -1 correct
 
 function visibleWindow() {
   const box = $('text');
@@ -222,11 +223,13 @@ function showPred(d) {
   const head = document.createElement('div');
   head.textContent = `after position ${d.pos} (${JSON.stringify(d.char)}): loss ${d.loss.toFixed(3)} nats`;
   const parts = [head, table];
-  if (d.category) {
-    const cat = document.createElement('div');
-    cat.id = 'pred-category';
-    cat.textContent = d.category === 'correct' ? 'correct (no error)' : d.category === 'remaining' ? 'error: no oracle removes it' : `error removed by the ${d.category} oracle`;
-    parts.push(cat);
+  if (d.here) {
+    const here = document.createElement('div');
+    here.id = 'pred-category';
+    const c = d.here.category;
+    const what = !c ? '' : c === 'correct' ? ', correct' : c === 'remaining' ? ', an error no oracle removes' : `, an error the ${c} oracle removes`;
+    here.textContent = `${JSON.stringify(d.char)} itself: P = ${d.here.prob.toFixed(3)}${what}`;
+    parts.push(here);
   }
   pred.replaceChildren(...parts);
   pred.dataset.pos = d.pos;

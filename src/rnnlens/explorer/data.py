@@ -59,6 +59,8 @@ class ExplorerData:
         self.cfg, self.label, self.config, self.ngram = cfg, label, config, ngram
         # (N,) oracle family per character (-1: correct) and its summary, when started with oracles
         self.categories, self.cat_summary = categories if categories is not None else (None, None)
+        # what the text is coloured by sits on the character that was predicted: position p shows the
+        # prediction made after p - 1 (none at the first column of a row: it was predicted outside the text)
         cap = files.capture
         self.state = files.state
         self.rows, self.cols = cap.shape
@@ -69,6 +71,7 @@ class ExplorerData:
         self.logits = cap["logits"]  # (B, cols, K) float16 memmap
         self.next_prob = np.asarray(cap["next_prob"], dtype=np.float32).reshape(-1)
         self.loss = np.asarray(cap["loss"], dtype=np.float32).reshape(-1)
+        self.loss_here = self._shift(self.loss, np.nan)
         self.values = np.empty((self.layers * self.hidden, self.n), dtype=np.float16)  # (C, N)
         step = max(1, 2_000_000 // max(self.rows * self.hidden, 1))
         for k in range(self.layers):
@@ -85,6 +88,14 @@ class ExplorerData:
         self.line_starts = line_starts(self.x, newline_ids, self.cols, config.width)
         self.cells = files.cells
         self.gates = files.gates
+        self.cat_here = None if self.categories is None else self._shift(self.categories, -1)
+
+    def _shift(self, a: np.ndarray, fill) -> np.ndarray:
+        """(N,) per prediction (made after position p) -> (N,) per predicted character (position p + 1)."""
+        out = np.empty_like(a)
+        out[1:] = a[:-1]
+        out[::self.cols] = fill
+        return out
 
     # ---- queries (arguments are validated by the server; these check ranges again) ----
 
@@ -104,7 +115,8 @@ class ExplorerData:
 
     def lines(self, first: int, count: int, color: str, cell: tuple[int, int] | None) -> dict[str, Any]:
         """Display lines ``first .. first+count-1``: their start positions, glyphs, and colour values
-        (the cell's value, the loss in nats rounded to 3 decimals, or the oracle family index, -1 if correct)."""
+        (the cell's value; or, on each character, the loss of predicting it in nats, null where it was not
+        predicted, or the oracle family index of that prediction, -1 if correct), rounded to 3 decimals."""
         total = len(self.line_starts)
         if not 0 <= first < total or not 1 <= count <= self.config.max_lines:
             raise RnnlensError(f"lines must be first in 0..{total - 1} and count in 1..{self.config.max_lines}")
@@ -112,24 +124,25 @@ class ExplorerData:
         a = int(self.line_starts[first])
         b = int(self.line_starts[last]) if last < total else self.n
         if color == "loss":
-            vals = self.loss[a:b]
+            vals = self.loss_here[a:b]
         elif color == "error":
-            if self.categories is None:
+            if self.cat_here is None:
                 raise RnnlensError("no oracle categories: start the explorer with --oracles (a split of the run's corpus)")
-            vals = self.categories[a:b].astype(np.float32)
+            vals = self.cat_here[a:b].astype(np.float32)
         elif cell is not None:
             vals = self.values[self.check_cell(*cell), a:b].astype(np.float32)
         else:
             vals = np.zeros(b - a, dtype=np.float32)
         return {"first": first, "starts": [int(s) for s in self.line_starts[first:last]], "end": b,
-                "glyphs": self.glyphs[a:b], "values": np.round(vals, 3).tolist()}
+                "glyphs": self.glyphs[a:b], "values": [None if v != v else v for v in np.round(vals, 3).tolist()]}
 
     def line_of(self, pos: int) -> int:
         return int(np.searchsorted(self.line_starts, pos, side="right") - 1)
 
     def predict(self, pos: int) -> dict[str, Any]:
         """The model's top next-character candidates after position ``pos`` and the actual one's probability,
-        beside the n-gram's when one is loaded."""
+        beside the n-gram's when one is loaded; ``here``: how this character itself was predicted (its
+        probability and, with oracles, its error category), None at the first column of a row."""
         self._check_pos(pos)
         r, j = divmod(pos, self.cols)
         logits = np.asarray(self.logits[r, j], dtype=np.float64)
@@ -138,10 +151,13 @@ class ExplorerData:
         actual = int(self.y[pos])
         out = {"pos": pos, "char": self.glyphs[pos], "actual": self.vocab_glyphs[actual],
                "prob": float(self.next_prob[pos]), "loss": float(self.loss[pos]), "top": self._top(p), "ngram": None,
-               "category": None}
-        if self.categories is not None:
-            c = int(self.categories[pos])
-            out["category"] = "correct" if c < 0 else self.cat_summary["families"][c]
+               "here": None}
+        if pos % self.cols:  # this character was predicted after the previous one: how well, which error
+            here = {"prob": float(self.next_prob[pos - 1]), "category": None}
+            if self.categories is not None:
+                c = int(self.categories[pos - 1])
+                here["category"] = "correct" if c < 0 else self.cat_summary["families"][c]
+            out["here"] = here
         if self.ngram is not None:
             ctx = self.x[max(r * self.cols, pos - self.ngram.n + 1):pos + 1][None]  # its row only: (1, <= n)
             q = self.ngram.next_distributions(ctx)[0]
