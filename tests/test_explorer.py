@@ -284,9 +284,13 @@ def test_fifty_concurrent_clients(server, tiny):
     assert results.count(200) == 250
 
 
-def test_serve_command_checks_its_flags(tiny, capsys):
+def test_serve_command_checks_its_flags(tiny, capsys, tmp_path):
     assert main(["serve", str(tiny[0]), "--port", "70000"]) == 2
     assert "--port" in capsys.readouterr().err
+    (tmp_path / "t.txt").write_text("hello")
+    assert main(["serve", str(tiny[0]), "--text", str(tmp_path / "t.txt"), "--oracles"]) == 2
+    err = capsys.readouterr().err
+    assert "--oracles" in err and "Traceback" not in err and not list(tmp_path.glob("*/explorer.json"))
 
 
 def test_serve_command_prints_its_address_and_answers(tiny, tmp_path):

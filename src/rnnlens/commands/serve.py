@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
         raise RnnlensError(f"--port must be in 0..65535, got {args.port}")
     if not 10 <= args.width <= 1000:
         raise RnnlensError(f"--width must be in 10..1000, got {args.width}")
+    if args.oracles and args.text:
+        raise RnnlensError("--oracles needs a split of the run's corpus (the oracles use its train split); "
+                           "leave out --text or --oracles")
     model, cfg, _ = load_model(args.run, "best" if args.weights == "best" else "state", resolve_device(args.device))
     symbols, split, label = load_source(args, cfg)
     say(f"loading the explorer cache for {label} (built on first use; this can take a few minutes)...")
