@@ -20,8 +20,9 @@ def add_parser(subparsers) -> None:
         "validation), the Table 2 baselines and the analyses (cells, gates, map of models), then writes "
         "OUT/report.html, OUT/summary.md and OUT/results.json. Resumable: run the same command again to "
         "continue; finished stages are skipped. See docs/reproduce.md for what each preset covers.")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="smoke", help="quick (the quickstart: one LSTM on the built-in corpus, ~10 min), smoke (minutes, checks the "
-                   "pipeline), cpu (hours on a CPU), paper (the full recipe, for GPUs) (default: smoke)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="smoke", help="quick (the quickstart: one LSTM "
+                   "on the built-in corpus, ~3 min on a CPU), smoke (under a minute, checks the pipeline), cpu "
+                   "(about an hour on a CPU), paper (the full recipe, for GPUs) (default: smoke)")
     p.add_argument("--datasets", metavar="A,B", help=f"comma-separated corpora among {', '.join(DATASETS)} "
                    "(default: the preset's)")
     p.add_argument("--out", metavar="DIR", default="reproduce", help="output folder (default: ./reproduce)")

@@ -59,8 +59,6 @@ class ExplorerData:
         self.cfg, self.label, self.config, self.ngram = cfg, label, config, ngram
         # (N,) oracle family per character (-1: correct) and its summary, when started with oracles
         self.categories, self.cat_summary = categories if categories is not None else (None, None)
-        # what the text is coloured by sits on the character that was predicted: position p shows the
-        # prediction made after p - 1 (none at the first column of a row: it was predicted outside the text)
         cap = files.capture
         self.state = files.state
         self.rows, self.cols = cap.shape
@@ -91,7 +89,9 @@ class ExplorerData:
         self.cat_here = None if self.categories is None else self._shift(self.categories, -1)
 
     def _shift(self, a: np.ndarray, fill) -> np.ndarray:
-        """(N,) per prediction (made after position p) -> (N,) per predicted character (position p + 1)."""
+        """(N,) per prediction (made after position p) -> (N,) per predicted character (position p + 1): the
+        loss and error colours sit on the character that was predicted; a row's first column gets ``fill``
+        (it was predicted outside the text)."""
         out = np.empty_like(a)
         out[1:] = a[:-1]
         out[::self.cols] = fill

@@ -57,28 +57,27 @@ def _params(query: str, allowed: set[str]) -> dict[str, str]:
     return {k: v[0] for k, v in raw.items()}
 
 
-def _int(p: dict[str, str], name: str, lo: int, hi: int, default: int | None = None) -> int:
+def _number(p: dict[str, str], name: str, pattern: re.Pattern, cast: Callable, what: str, lo, hi, default):
+    """Parameter ``name`` matched against ``pattern``, converted by ``cast`` and checked to lie in lo..hi;
+    ``default`` when absent (None: the parameter is required)."""
     if name not in p:
         if default is None:
             raise BadRequest(f"missing parameter {name}")
         return default
-    if not _INT.fullmatch(p[name]):
-        raise BadRequest(f"{name} must be an integer")
-    v = int(p[name])
+    if not pattern.fullmatch(p[name]):
+        raise BadRequest(f"{name} must be {what}")
+    v = cast(p[name])
     if not lo <= v <= hi:
         raise BadRequest(f"{name} must be in {lo}..{hi}, got {v}")
     return v
+
+
+def _int(p: dict[str, str], name: str, lo: int, hi: int, default: int | None = None) -> int:
+    return _number(p, name, _INT, int, "an integer", lo, hi, default)
 
 
 def _float(p: dict[str, str], name: str, lo: float, hi: float, default: float) -> float:
-    if name not in p:
-        return default
-    if not _FLOAT.fullmatch(p[name]):
-        raise BadRequest(f"{name} must be a number like 0.3")
-    v = float(p[name])
-    if not lo <= v <= hi:
-        raise BadRequest(f"{name} must be in {lo}..{hi}, got {v}")
-    return v
+    return _number(p, name, _FLOAT, float, "a number like 0.3", lo, hi, default)
 
 
 def _cell(p: dict[str, str], data: ExplorerData) -> tuple[int, int] | None:

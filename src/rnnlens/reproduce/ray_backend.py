@@ -133,8 +133,7 @@ def _remote_stage(stage: Stage, ctx: Context, token: str, bundle: bytes | None) 
         unpack(bundle, tmp)
         relocate_configs(tmp, ctx.root, str(tmp))
         record = _run_timed(stage, replace(ctx, root=str(tmp)))
-        rel = os.path.relpath(stage_dir(tmp, stage.id), tmp)
-        return {"record": record, "files": pack(tmp, [rel]), "root": str(tmp)}
+        return {"record": record, "files": pack(tmp, [str(stage_dir("", stage.id))]), "root": str(tmp)}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -166,7 +165,7 @@ class RayBackend:
         self._task = ray.remote(**opts)(_remote_stage)
         self.token = secrets.token_hex(16)
         self.shared = shared
-        self._refs: list[Any] = []
+        self._running: set[Any] = set()  # refs of tasks not finished yet (close cancels them)
         self._wrote_token = False
 
     def _mode(self) -> bool:
@@ -197,12 +196,17 @@ class RayBackend:
         ctx = replace(ctx, root=str(self.root), data_dir=ctx.data_dir or os.environ.get("RNNLENS_DATA"))
         bundle = None
         if not self._mode():
-            dirs = [os.path.relpath(stage_dir(self.root, s), self.root) for s in closure(stage, self.by_id)]
-            bundle = pack(self.root, dirs + [os.path.relpath(stage_dir(self.root, stage.id), self.root)])
+            ids = closure(stage, self.by_id) + [stage.id]  # its own folder too: an unfinished run resumes
+            bundle = pack(self.root, [str(stage_dir("", s)) for s in ids])
         ref = self._task.remote(stage, ctx, self.token, bundle)
-        self._refs.append(ref)
+        self._running.add(ref)
         out: Future = Future()
-        ref.future().add_done_callback(lambda f: self._gather(f, stage, out))
+
+        def done(f: Future) -> None:
+            self._running.discard(ref)
+            self._gather(f, stage, out)
+
+        ref.future().add_done_callback(done)
         return out
 
     def _gather(self, f: Future, stage: Stage, out: Future) -> None:
@@ -224,10 +228,10 @@ class RayBackend:
         pass
 
     def close(self) -> None:
-        for ref in self._refs:
+        for ref in list(self._running):
             try:
                 self.ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001 - finished tasks cannot be cancelled
+            except Exception:  # noqa: BLE001 - a task may finish meanwhile
                 pass
         if self._wrote_token:
             (self.root / TOKEN).unlink(missing_ok=True)

@@ -8,7 +8,7 @@ import platform
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -77,7 +77,7 @@ def reproduce(out: str | os.PathLike, planned: Planned, device: str = "cpu", dat
         from .ray_backend import RayBackend
         backend = RayBackend(root, planned.stages, address, planned.requested_workers, threads,
                              gpu=device.startswith("cuda"))
-        planned = Planned(planned.preset, planned.datasets, planned.stages, backend.workers, planned.requested_workers)
+        planned = replace(planned, workers=backend.workers)
     elif executor not in ("local", "ray"):
         raise ValueError(f"unknown executor {executor!r}")
     invocation = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "machine": machine(),

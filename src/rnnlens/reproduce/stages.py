@@ -176,16 +176,17 @@ def run_baselines(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
 
 
 def run_gates(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
-    """Figure 3: gate saturation of the best LSTM and the best GRU among the deepest of the grid (the paper
-    shows 3-layer models: its findings compare the first layer with the others)."""
+    """Figure 3: gate saturation of the best LSTM and the best GRU among the deepest of their type in the grid
+    (the paper shows 3-layer models: its findings compare the first layer with the others)."""
     from ..gates import gate_saturation, write_saturation
 
     rows, models = _selected(ctx, stage.dataset), []
-    deepest = max((r["layers"] for r in rows), default=1)
     for cell in ("lstm", "gru"):
-        row = _best_of([r for r in rows if r["layers"] == deepest], cell)
-        if row is None:
+        mine = [r for r in rows if r["cell"] == cell]
+        if not mine:
             continue
+        deepest = max(r["layers"] for r in mine)
+        row = _best_of([r for r in mine if r["layers"] == deepest], cell)
         model, cfg, _ = load_model(Path(ctx.root) / row["run"], "best", resolve_device(ctx.device))
         result = gate_saturation(model, load_splits(cfg, ctx.data_dir)["test"], cfg.split.seq_len,
                                  max_chars=stage.params["chars"])
