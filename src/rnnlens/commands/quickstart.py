@@ -75,6 +75,6 @@ def run(args: argparse.Namespace) -> int:
     say("--- end of sample ---")
     say(f"test loss: {summary['test_loss_nats']:.4f} nats/char ({summary['test_loss_bits']:.4f} bits/char) "
         f"over {summary['test_chars']:,} characters; run saved in {run_dir}")
-    say(f"report (cells, gates, baselines, errors): {report}")
+    say(f"report (baselines, cells, gates, comparisons, errors): {report}")
     say(f"next: rnnlens serve {run_dir} --oracles    or    rnnlens sample {run_dir} --prime 'import ' --length 300")
     return 1 if failed else 0
