@@ -7,10 +7,10 @@ layout, B=100 rows, S=100 steps: 330,000 characters), or its first ``--chars`` c
 Timed, interleaved ``--repeats`` times so that load from other processes hits every side alike:
 
 * plain:   :func:`rnnlens.evaluate.evaluate`: fused ``nn.LSTM`` forward, logits and loss, state carried.
-* capture: :func:`rnnlens.capture.iter_capture` with every name (each layer's h, c, i, f, o, g, plus logits,
+* capture: :func:`rnnlens.capture.core.iter_capture` with every name (each layer's h, c, i, f, o, g, plus logits,
   next_prob and loss), the blocks consumed and dropped (what a streaming statistic sees).
-* gates:   :func:`rnnlens.gates.gate_saturation` (Figure 3's statistic, gates only, counts on the fly).
-* store (only with ``--store DIR``): :func:`rnnlens.capture_store.capture_to_dir`, every name in float16
+* gates:   :func:`rnnlens.analysis.gates.gate_saturation` (Figure 3's statistic, gates only, counts on the fly).
+* store (only with ``--store DIR``): :func:`rnnlens.capture.store.capture_to_dir`, every name in float16
   on disk (about 2.9 GB for the whole split).
 
 The medians and the ratio capture/plain (goal: at most 2) are printed and written as JSON.
@@ -35,15 +35,15 @@ from pathlib import Path
 
 import torch
 
-from rnnlens.capture import iter_capture
-from rnnlens.capture_store import capture_to_dir
+from rnnlens.capture.core import iter_capture
+from rnnlens.capture.store import capture_to_dir
 from rnnlens.evaluate import evaluate
 from rnnlens.fsutil import atomic_write_json
-from rnnlens.gates import gate_saturation
+from rnnlens.analysis.gates import gate_saturation
 from rnnlens.model import CharRNN, ModelConfig, hidden_for_budget, parse_budget
 from rnnlens.runtime import resolve_device
-from rnnlens.splits import Split, SplitConfig, make_splits
-from rnnlens.textdata import TextConfig, Vocab, read_symbols
+from rnnlens.data.splits import Split, SplitConfig, make_splits
+from rnnlens.data.text import TextConfig, Vocab, read_symbols
 
 WARPEACE = Path(os.environ.get("RNNLENS_DATA", "/work/shared/data")) / "warpeace_input.txt"
 ROOT = Path(__file__).resolve().parent.parent

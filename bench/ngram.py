@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlens.corpora import load_corpus_bytes
+from rnnlens.data.corpora import load_corpus_bytes
 from rnnlens.fsutil import atomic_write_json
-from rnnlens.ngram import KneserNeyLM, NGramConfig, row_streams
-from rnnlens.splits import SplitConfig, make_splits
-from rnnlens.textdata import TextConfig, Vocab, read_symbols
+from rnnlens.ngram.model import KneserNeyLM, NGramConfig, row_streams
+from rnnlens.data.splits import SplitConfig, make_splits
+from rnnlens.data.text import TextConfig, Vocab, read_symbols
 
 PAPER_WP_20GRAM = 1.195
 

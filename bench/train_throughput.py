@@ -39,14 +39,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnlens.corpora import pystdlib_bytes
+from rnnlens.data.corpora import pystdlib_bytes
 from rnnlens.fsutil import atomic_write_json
 from rnnlens.model import ModelConfig, hidden_for_budget, param_count, parse_budget
 from rnnlens.recipe import TrainConfig
 from rnnlens.run import DataSource, RunConfig, sha256_hex
 from rnnlens.runtime import resolve_device
-from rnnlens.splits import Split, SplitConfig, make_splits
-from rnnlens.textdata import TextConfig, Vocab, read_symbols
+from rnnlens.data.splits import Split, SplitConfig, make_splits
+from rnnlens.data.text import TextConfig, Vocab, read_symbols
 from rnnlens.train import init_run, train
 
 WARPEACE = Path("/work/shared/data/warpeace_input.txt")

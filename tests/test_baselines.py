@@ -1,4 +1,4 @@
-"""Tests of rnnlens.baselines and commands/baselines: Table 2 on a tiny text, resuming, refusals."""
+"""Tests of rnnlens.baselines.table and commands/baselines: Table 2 on a tiny text, resuming, refusals."""
 from __future__ import annotations
 
 import argparse
@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-import rnnlens.baselines as bl
-from rnnlens.baselines import PLOT, RESULTS, TABLE, Preset, load_data, render_table, run_table2
-from rnnlens.errors import RnnlensError
-from rnnlens.ngram import KneserNeyLM, NGramConfig, row_streams
-from rnnlens.nnn import load_nnn
-from rnnlens.splits import SplitConfig
+import rnnlens.baselines.table as bl
+from rnnlens.baselines.table import PLOT, RESULTS, TABLE, Preset, load_data, render_table, run_table2
+from rnnlens.exceptions import RnnlensError
+from rnnlens.ngram.model import KneserNeyLM, NGramConfig, row_streams
+from rnnlens.baselines.nnn import load_nnn
+from rnnlens.data.splits import SplitConfig
 
 TINY = Preset("tiny", ngram_ns=(1, 2, 20), nnn_ns=(1, 2), hiddens=(8, 12), epochs=2, epoch_positions=0, batch=128,
               patience=1)

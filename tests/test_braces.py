@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnlens.braces import DEFAULT_EDGES, bucket_means, check_edges, match_braces
-from rnnlens.errors import RnnlensError
+from rnnlens.analysis.braces import DEFAULT_EDGES, bucket_means, check_edges, match_braces
+from rnnlens.exceptions import RnnlensError
 
 
 def pairs(code: str) -> list[tuple[int, int]]:

@@ -11,13 +11,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnlens.capture import activation_names, gate_names, iter_capture, resolve_names, run_with_cache
-from rnnlens.capture_store import capture_split, capture_to_dir, open_capture
+from rnnlens.capture.core import activation_names, gate_names, iter_capture, resolve_names, run_with_cache
+from rnnlens.capture.store import capture_split, capture_to_dir, open_capture
 from rnnlens.cli import main
-from rnnlens.errors import RnnlensError
+from rnnlens.exceptions import RnnlensError
 from rnnlens.evaluate import evaluate
 from rnnlens.model import CharRNN, ModelConfig
-from rnnlens.splits import Split, SplitConfig, make_splits, stream_split
+from rnnlens.data.splits import Split, SplitConfig, make_splits, stream_split
 
 TOL = 1e-5
 K, H, B, T = 7, 8, 3, 13

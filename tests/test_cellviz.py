@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlens.capture import run_with_cache
-from rnnlens.cellviz import (CR, HIDDEN, LF, TAB, best_window, colors, glyphs, histogram, layout, render_html,
+from rnnlens.capture.core import run_with_cache
+from rnnlens.cells.viz import (CR, HIDDEN, LF, TAB, best_window, colors, glyphs, histogram, layout, render_html,
                              render_png)
 from rnnlens.cli import main
 from rnnlens.commands.cells import _state
-from rnnlens.errors import RnnlensError
+from rnnlens.exceptions import RnnlensError
 from rnnlens.run import load_model
-from rnnlens.textdata import read_symbols
+from rnnlens.data.text import read_symbols
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

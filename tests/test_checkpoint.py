@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 import rnnlens.checkpoint as checkpoint
 from rnnlens.checkpoint import META_KEY, check_state_dict, load_tensors, save_tensors
-from rnnlens.errors import RnnlensError
+from rnnlens.exceptions import RnnlensError
 from rnnlens.model import CharRNN, ModelConfig
 
 META = {"kind": "best", "step": 120, "val_loss": 1.2345678901234567, "nested": {"list": [1, 2.5, None], "s": "é\n"}}

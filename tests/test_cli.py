@@ -25,8 +25,8 @@ from rnnlens.evaluate import evaluate
 from rnnlens.model import PAPER_BUDGETS, hidden_for_budget, param_count, parse_budget
 from rnnlens.run import load_model
 from rnnlens.sample import sample
-from rnnlens.splits import stream_split
-from rnnlens.textdata import read_symbols
+from rnnlens.data.splits import stream_split
+from rnnlens.data.text import read_symbols
 
 SMALL = ["--batch-size", "4", "--seq-len", "16", "--layers", "1", "--max-steps", "20", "--eval-every", "10",
          "--quiet", "--device", "cpu"]

@@ -11,10 +11,10 @@ import pytest
 
 from rnnlens.cli import main
 from rnnlens.commands import compare as compare_cmd
-from rnnlens.compare import (dynamics_point, error_mask, per_char_stats, region_name, softmax, symmetric_kl,
+from rnnlens.analysis.compare import (dynamics_point, error_mask, per_char_stats, region_name, softmax, symmetric_kl,
                              top_differences, venn_counts)
-from rnnlens.errors import RnnlensError
-from rnnlens.textdata import Vocab
+from rnnlens.exceptions import RnnlensError
+from rnnlens.data.text import Vocab
 
 
 def test_venn_counts_match_set_operations():
@@ -167,7 +167,7 @@ def test_compare_command_errors(tiny_run, tmp_path):
 
 
 def test_score_cache_hits_and_recovers(tmp_path):
-    from rnnlens.refscores import cached_scores
+    from rnnlens.baselines.refscores import cached_scores
 
     calls = []
 

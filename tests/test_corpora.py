@@ -1,4 +1,4 @@
-"""Tests for rnnlens.corpora: data directory resolution, corpus lookup, the built-in pystdlib corpus."""
+"""Tests for rnnlens.data.corpora: data directory resolution, corpus lookup, the built-in pystdlib corpus."""
 from __future__ import annotations
 
 import hashlib
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rnnlens.corpora import (CORPORA, corpus_path, corpus_status, data_dir, load_corpus_bytes,
+from rnnlens.data.corpora import (CORPORA, corpus_path, corpus_status, data_dir, load_corpus_bytes,
                              pystdlib_bytes, trim_to_utf8_boundary)
-from rnnlens.errors import RnnlensError
+from rnnlens.exceptions import RnnlensError
 
 
 def test_data_dir_resolution(monkeypatch, tmp_path):

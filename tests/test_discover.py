@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnlens.capture import run_with_cache
-from rnnlens.discover import DiscoveryConfig, auc_scores, average_ranks, discover, pearson_scores
-from rnnlens.errors import RnnlensError
+from rnnlens.capture.core import run_with_cache
+from rnnlens.cells.discover import DiscoveryConfig, auc_scores, average_ranks, discover, pearson_scores
+from rnnlens.exceptions import RnnlensError
 from rnnlens.model import CharRNN, ModelConfig
-from rnnlens.textdata import Vocab
+from rnnlens.data.text import Vocab
 
 
 def brute_auc(a: np.ndarray, inside: np.ndarray) -> float:
@@ -56,7 +56,7 @@ def test_auc_matches_pairwise_count_including_ties():
 def test_discover_finds_planted_cells_with_their_signs():
     rng = np.random.default_rng(3)
     text = "".join(rng.choice(list('ab "'), 4000))
-    from rnnlens.features import compute_features
+    from rnnlens.cells.features import compute_features
     f = compute_features(text, ["in_double_quotes", "word_pos"], "c")
     acts = {"layers.0.c": rng.uniform(-1, 1, (4000, 8)), "layers.1.c": rng.uniform(-1, 1, (4000, 12))}
     acts["layers.1.c"][:, 7] = -f["in_double_quotes"] + 0.3 * rng.normal(size=4000)  # low inside quotes
@@ -77,7 +77,7 @@ def test_discover_finds_planted_cells_with_their_signs():
 
 def test_character_features_do_not_count_towards_interpretable_share():
     text = "ab cd " * 100
-    from rnnlens.features import compute_features
+    from rnnlens.cells.features import compute_features
     space = compute_features(text, ["after_space"])["after_space"]
     rep = discover({"x": space[:, None] * 1.0}, text, features=["after_space"])
     assert rep.features[0].interpretable == 1 and rep.interpretable_cells == 0

@@ -1,4 +1,4 @@
-"""Tests for rnnlens.download and the `rnnlens data` command, offline (local HTTP server, tiny tarballs)."""
+"""Tests for rnnlens.data.download and the `rnnlens data` command, offline (local HTTP server, tiny tarballs)."""
 from __future__ import annotations
 
 import argparse
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from rnnlens import download
+from rnnlens.data import download
 from rnnlens.commands import data as data_cmd
-from rnnlens.download import build_linux, download_warpeace, gutenberg_body, linux_corpus_bytes
-from rnnlens.errors import RnnlensError
+from rnnlens.data.download import build_linux, download_warpeace, gutenberg_body, linux_corpus_bytes
+from rnnlens.exceptions import RnnlensError
 
 BOM = b"\xef\xbb\xbf"
 BOOK = "\"Well, Prince, so Genoa\nand Lucca are now \u00e9tats.\n\nCHAPTER II\n\nAnna Pavlovna\n"

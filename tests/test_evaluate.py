@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnlens.errors import RnnlensError
+from rnnlens.exceptions import RnnlensError
 from rnnlens.evaluate import EvalResult, evaluate
 from rnnlens.model import CELL_TYPES, CharRNN, ModelConfig
-from rnnlens.splits import Split, SplitConfig, make_splits, stream_split
+from rnnlens.data.splits import Split, SplitConfig, make_splits, stream_split
 
 K = 6
 

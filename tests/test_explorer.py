@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlens.capture_store import capture_split
+from rnnlens.capture.store import capture_split
 from rnnlens.cli import main
 from rnnlens.explorer.data import load_explorer, line_starts
 from rnnlens.explorer.search import SearchConfig, find_matches, select_cells
@@ -316,8 +316,8 @@ def test_serve_command_prints_its_address_and_answers(tiny, tmp_path):
 
 
 def test_ngram_predictions_match_its_own_scores(tiny, tmp_path):
-    from rnnlens.errors import RnnlensError
-    from rnnlens.ngram import KneserNeyLM, NGramConfig, row_streams
+    from rnnlens.exceptions import RnnlensError
+    from rnnlens.ngram.model import KneserNeyLM, NGramConfig, row_streams
 
     run, _, _, (model, cfg, split, symbols) = tiny
     train = load_splits(cfg)["train"]
@@ -343,7 +343,7 @@ def test_ngram_predictions_match_its_own_scores(tiny, tmp_path):
 
 def test_family_index_maps_steps_to_families():
     from rnnlens.explorer.categories import FAMILIES, family_index
-    from rnnlens.oracles import Step
+    from rnnlens.analysis.oracles import Step
 
     steps = [Step("ngram", 1, 0), Step("ngram", 2, 0), Step("memory", 100, 0), Step("word", None, 0),
              Step("boost", 0.1, 0)]
@@ -353,7 +353,7 @@ def test_family_index_maps_steps_to_families():
 
 
 def test_oracle_categories_agree_with_rnnlens_errors(tiny, tmp_path):
-    from rnnlens.errors_run import run_errors
+    from rnnlens.analysis.breakdown import run_errors
     from rnnlens.explorer.categories import FAMILIES
 
     run, _, _, (model, cfg, split, symbols) = tiny
@@ -383,19 +383,19 @@ def test_oracle_categories_agree_with_rnnlens_errors(tiny, tmp_path):
 
 
 def model_probs_of(model, cfg, split):
-    from rnnlens.refscores import model_probs
+    from rnnlens.baselines.refscores import model_probs
     return model_probs(model, split, cfg.split.seq_len).reshape(-1)
 
 
 def test_error_colouring_needs_oracles(server, tiny, tmp_path):
-    from rnnlens.errors import RnnlensError
+    from rnnlens.exceptions import RnnlensError
 
     status, body, _ = get(server, "/api/lines?first=0&color=error")
     assert status == 400 and "--oracles" in body["error"]
     assert get(server, "/api/info")[1]["oracles"] is None
     assert get(server, "/api/predict?pos=3")[1]["here"]["category"] is None
     run, _, _, (model, cfg, split, symbols) = tiny
-    from rnnlens.splits import stream_split
+    from rnnlens.data.splits import stream_split
     other = stream_split(cfg.vocab.encode(symbols[:500]), 2, "text")
     with pytest.raises(RnnlensError, match="split of the run's own corpus"):
         load_explorer(model, cfg, other, symbols[:500], "text-x", run, cache_dir=tmp_path / "c", oracles=True)

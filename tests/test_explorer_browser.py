@@ -13,7 +13,7 @@ import pytest
 from rnnlens.explorer.data import load_explorer
 from rnnlens.explorer.search import SearchConfig
 from rnnlens.explorer.server import make_server, serve_in_thread
-from rnnlens.ngram import KneserNeyLM, NGramConfig, row_streams
+from rnnlens.ngram.model import KneserNeyLM, NGramConfig, row_streams
 from rnnlens.run import load_model, load_splits, load_symbols
 
 from test_explorer import train_tiny  # tests/ is on sys.path (pytest rootdir-relative imports)

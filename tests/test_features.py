@@ -5,8 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from rnnlens.errors import RnnlensError
-from rnnlens.features import FEATURES, compute_features, detect_syntax
+from rnnlens.exceptions import RnnlensError
+from rnnlens.cells.features import FEATURES, compute_features, detect_syntax
 
 
 def digits(text: str, name: str, syntax: str = "c") -> str:

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlens.capture import gate_names
-from rnnlens.capture_store import capture_split
+from rnnlens.capture.core import gate_names
+from rnnlens.capture.store import capture_split
 from rnnlens.cli import main
-from rnnlens.errors import RnnlensError
-from rnnlens.gates import SaturationConfig, gate_saturation, write_saturation
+from rnnlens.exceptions import RnnlensError
+from rnnlens.analysis.gates import SaturationConfig, gate_saturation, write_saturation
 from rnnlens.model import CharRNN, ModelConfig
-from rnnlens.splits import SplitConfig, make_splits
+from rnnlens.data.splits import SplitConfig, make_splits
 
 K = 6
 

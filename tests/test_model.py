@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from rnnlens.errors import RnnlensError
+from rnnlens.exceptions import RnnlensError
 from rnnlens.model import (
     CELL_TYPES,
     MIN_HIDDEN,

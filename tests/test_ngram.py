@@ -1,4 +1,4 @@
-"""Tests of rnnlens.ngram (+ ngram_counts, ngram_io, commands/ngram) against a brute-force reference."""
+"""Tests of rnnlens.ngram.model (+ ngram_counts, ngram_io, commands/ngram) against a brute-force reference."""
 from __future__ import annotations
 
 import json
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from rnnlens.cli import main
-from rnnlens.errors import RnnlensError
-from rnnlens.ngram import KneserNeyLM, NGramConfig, row_streams
-from rnnlens.ngram_counts import FALLBACK_DISCOUNTS, discounts
-from rnnlens.ngram_io import token
+from rnnlens.exceptions import RnnlensError
+from rnnlens.ngram.model import KneserNeyLM, NGramConfig, row_streams
+from rnnlens.ngram.counts import FALLBACK_DISCOUNTS, discounts
+from rnnlens.ngram.files import token
 
 WORDS = ["the ", "then ", "hen ", "at ", "that ", "hat ", "a ", "tea ", "eat "]
 
@@ -278,8 +278,8 @@ def test_cli_json_save_load_and_errors(tmp_path, capsys) -> None:
 # ----- the paper's number ------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_warpeace_20gram_matches_paper(shared_data) -> None:
-    from rnnlens.splits import SplitConfig, make_splits
-    from rnnlens.textdata import TextConfig, Vocab, read_symbols
+    from rnnlens.data.splits import SplitConfig, make_splits
+    from rnnlens.data.text import TextConfig, Vocab, read_symbols
 
     symbols = read_symbols(shared_data / "warpeace_input.txt", TextConfig(unit="byte"))
     vocab = Vocab.build(symbols, "byte")

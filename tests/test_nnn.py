@@ -1,4 +1,4 @@
-"""Tests of rnnlens.nnn and commands/nnn: the n-NN against brute-force references."""
+"""Tests of rnnlens.baselines.nnn and commands/nnn: the n-NN against brute-force references."""
 from __future__ import annotations
 
 import argparse
@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from rnnlens.checkpoint import save_tensors
-from rnnlens.errors import RnnlensError
-from rnnlens.nnn import NNNConfig, NNNModel, RowContexts, load_nnn, save_nnn, train_nnn
-from rnnlens.splits import Split, SplitConfig, make_splits
-from rnnlens.textdata import Vocab
+from rnnlens.exceptions import RnnlensError
+from rnnlens.baselines.nnn import NNNConfig, NNNModel, RowContexts, load_nnn, save_nnn, train_nnn
+from rnnlens.data.splits import Split, SplitConfig, make_splits
+from rnnlens.data.text import Vocab
 
 
 def tiny_model(n: int = 3, H: int = 5, K: int = 6, seed: int = 0) -> NNNModel:
@@ -72,7 +72,7 @@ def test_scores_are_chunked_without_changing_them(monkeypatch):
     model = tiny_model()
     x = np.random.default_rng(1).integers(0, 6, (3, 50))
     whole = model.log_probs_rows(x, x)
-    monkeypatch.setattr("rnnlens.nnn._EVAL_CHUNK", 7)
+    monkeypatch.setattr("rnnlens.baselines.nnn._EVAL_CHUNK", 7)
     np.testing.assert_allclose(model.log_probs_rows(x, x), whole, rtol=0, atol=1e-6)  # float32 batch effects
     assert model.log_probs_rows(x, x)[0, 7] != pytest.approx(model.log_probs_rows(x, np.roll(x, 1))[0, 7], abs=1e-3)
 

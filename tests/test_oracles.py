@@ -6,10 +6,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from rnnlens.errors import RnnlensError
-from rnnlens.oracles import OracleConfig, breakdown_markdown, compare_breakdowns, oracle_breakdown, train_word_counts
-from rnnlens.textclass import CharClasses, WordSpans, ids_to_str
-from rnnlens.textdata import Vocab
+from rnnlens.exceptions import RnnlensError
+from rnnlens.analysis.oracles import OracleConfig, breakdown_markdown, compare_breakdowns, oracle_breakdown, train_word_counts
+from rnnlens.data.textclass import CharClasses, WordSpans, ids_to_str
+from rnnlens.data.text import Vocab
 
 TEXT = 'ab ab, zq ab"zz'
 #       012345678901234

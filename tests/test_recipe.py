@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from rnnlens.errors import RnnlensError
+from rnnlens.exceptions import RnnlensError
 from rnnlens.recipe import TrainConfig, clip_gradients, lr_for_epoch, make_optimizer, set_lr
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from rnnlens.cli import main
-from rnnlens.errors import RnnlensError
+from rnnlens.exceptions import RnnlensError
 from rnnlens.fsutil import atomic_write_json, read_json
 from rnnlens.model import CharRNN, ModelConfig, param_count
 from rnnlens.reproduce import stages as stages_mod
@@ -23,7 +23,7 @@ from rnnlens.reproduce.executor import InlineBackend
 from rnnlens.reproduce.modelmap import agreement_matrix, argmax_predictions, classical_mds
 from rnnlens.reproduce.plan import PRESETS, build_plan, check_order, corpus_info, get_preset, parse_datasets
 from rnnlens.reproduce.runner import make_plan, reproduce
-from rnnlens.splits import SplitConfig, make_splits
+from rnnlens.data.splits import SplitConfig, make_splits
 
 
 # ----- plan, presets, dry run -------------------------------------------------------------------------------

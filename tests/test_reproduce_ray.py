@@ -16,7 +16,7 @@ from rnnlens.reproduce.plan import PRESETS
 from rnnlens.reproduce.ray_backend import TOKEN, check_address, closure, pack, relocate_configs, unpack
 from rnnlens.reproduce.runner import make_plan
 from rnnlens.reproduce.stages import Context
-from rnnlens.errors import RnnlensError
+from rnnlens.exceptions import RnnlensError
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'rnnlens[ray]')")
 

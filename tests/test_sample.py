@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlens.errors import RnnlensError
+from rnnlens.exceptions import RnnlensError
 from rnnlens.model import CharRNN, ModelConfig
 from rnnlens.sample import default_prime, sample
-from rnnlens.textdata import TextConfig, Vocab, read_symbols
+from rnnlens.data.text import TextConfig, Vocab, read_symbols
 
 ALPHABET = b"abcde \n"
 TEXT_CFG = TextConfig()

@@ -1,4 +1,4 @@
-"""Tests for rnnlens.splits: both layouts against brute force, the paper's WP counts, errors."""
+"""Tests for rnnlens.data.splits: both layouts against brute force, the paper's WP counts, errors."""
 from __future__ import annotations
 
 import json
@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from rnnlens.errors import RnnlensError
-from rnnlens.splits import Split, SplitConfig, make_splits, stream_split
-from rnnlens.textdata import TextConfig, Vocab, read_symbols
+from rnnlens.exceptions import RnnlensError
+from rnnlens.data.splits import Split, SplitConfig, make_splits, stream_split
+from rnnlens.data.text import TextConfig, Vocab, read_symbols
 
 
 def _ids(n: int, seed: int = 0) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Tests for rnnlens.textdata: reading text into symbols, newline modes, the vocabulary."""
+"""Tests for rnnlens.data.text: reading text into symbols, newline modes, the vocabulary."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from rnnlens.errors import RnnlensError
-from rnnlens.textdata import TextConfig, Vocab, read_symbols, symbols_to_text, text_to_symbols
+from rnnlens.exceptions import RnnlensError
+from rnnlens.data.text import TextConfig, Vocab, read_symbols, symbols_to_text, text_to_symbols
 
 SAMPLE = "\ufeffCaf\u00e9 \u201cquote\u201d\r\nline two\rthree\nfour\r\n"
 

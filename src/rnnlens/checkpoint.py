@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .errors import RnnlensError
+from .exceptions import RnnlensError
 from .fsutil import atomic_write
 
 META_KEY = "rnnlens"

@@ -11,7 +11,7 @@ import logging
 import sys
 
 from . import __version__
-from .errors import RnnlensError
+from .exceptions import RnnlensError
 
 # Each name is a module rnnlens.commands.<name> with add_parser(subparsers) and run(args).
 COMMANDS = ("quickstart", "train", "eval", "sample", "sizes", "data", "ngram", "nnn", "baselines", "capture", "gates",

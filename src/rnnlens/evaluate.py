@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .errors import RnnlensError
+from .exceptions import RnnlensError
 from .model import CharRNN
-from .splits import Split
+from .data.splits import Split
 
 
 @dataclass(frozen=True)

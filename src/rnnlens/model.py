@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import RnnlensError
+from .exceptions import RnnlensError
 
 CellType = Literal["rnn", "lstm", "gru"]
 CELL_TYPES: tuple[str, ...] = ("rnn", "lstm", "gru")

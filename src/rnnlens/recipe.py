@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 
-from .errors import RnnlensError
+from .exceptions import RnnlensError
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,13 @@ import torch
 
 from . import __version__
 from .checkpoint import check_state_dict, load_tensors
-from .corpora import load_corpus_bytes
-from .errors import RnnlensError
+from .data.corpora import load_corpus_bytes
+from .exceptions import RnnlensError
 from .fsutil import read_json
 from .model import CharRNN, ModelConfig
 from .recipe import TrainConfig
-from .splits import Split, SplitConfig, make_splits
-from .textdata import TextConfig, Vocab, read_symbols
+from .data.splits import Split, SplitConfig, make_splits
+from .data.text import TextConfig, Vocab, read_symbols
 
 CONFIG = "config.json"
 BEST = "best.safetensors"

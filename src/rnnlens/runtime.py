@@ -7,7 +7,7 @@ import random
 import numpy as np
 import torch
 
-from .errors import RnnlensError
+from .exceptions import RnnlensError
 
 
 def resolve_device(name: str | None = "auto") -> torch.device:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .errors import RnnlensError
+from .exceptions import RnnlensError
 from .model import CharRNN
-from .textdata import Vocab, text_to_symbols, TextConfig
+from .data.text import Vocab, text_to_symbols, TextConfig
 
 
 def default_prime(vocab: Vocab) -> str:

@@ -22,14 +22,14 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import load_tensors, save_tensors
-from .errors import RnnlensError
+from .exceptions import RnnlensError
 from .evaluate import evaluate
 from .fsutil import atomic_write_json, read_json
 from . import __version__
 from .model import CharRNN, detach_state
 from .recipe import clip_gradients, lr_for_epoch, make_optimizer, set_lr
 from .run import BEST, CONFIG, METRICS, SNAPSHOTS, STATE, SUMMARY, RunConfig, load_config, load_splits
-from .splits import Split
+from .data.splits import Split
 
 log = logging.getLogger(__name__)
 

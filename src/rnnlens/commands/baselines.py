@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..baselines import PRESETS, RESULTS, PLOT, TABLE, run_table2
+from ..baselines.table import PRESETS, RESULTS, PLOT, TABLE, run_table2
 from ..runtime import resolve_device
-from ..splits import SplitConfig
-from ..textdata import TextConfig
+from ..data.splits import SplitConfig
+from ..data.text import TextConfig
 from .common import add_device_flag, add_json_flag, emit_json, say
 from .train import parse_fractions, add_data_flags
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..capture_store import DTYPES, capture_to_dir
+from ..capture.store import DTYPES, capture_to_dir
 from .common import add_json_flag, add_run_source_flags, emit_json, load_run_and_split, say
 
 

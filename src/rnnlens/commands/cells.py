@@ -11,17 +11,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..capture import iter_capture, run_with_cache
-from ..cellviz import Snippet, best_window, histogram, plot_histogram, render_html, render_png, report_page
-from ..discover import DiscoveryConfig, discover
-from ..errors import RnnlensError
-from ..features import SYNTAXES, compute_features
+from ..capture.core import iter_capture, run_with_cache
+from ..cells.viz import Snippet, best_window, histogram, plot_histogram, render_html, render_png, report_page
+from ..cells.discover import DiscoveryConfig, discover
+from ..exceptions import RnnlensError
+from ..cells.features import SYNTAXES, compute_features
 from ..fsutil import atomic_write_json, atomic_write_text
 from ..model import CharRNN
 from ..run import RunConfig, load_model, load_symbols
 from ..runtime import resolve_device
-from ..splits import Split, make_splits
-from ..textdata import read_symbols
+from ..data.splits import Split, make_splits
+from ..data.text import read_symbols
 from .common import add_json_flag, add_run_source_flags, emit_json, load_source, say
 
 

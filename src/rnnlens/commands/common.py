@@ -13,7 +13,7 @@ import numpy as np
 
 from tqdm import tqdm
 
-from ..splits import Split
+from ..data.splits import Split
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
@@ -100,8 +100,8 @@ def add_run_source_flags(parser: argparse.ArgumentParser, default_split: str = "
 def load_source(args: argparse.Namespace, cfg) -> tuple[np.ndarray, Split, str]:
     """(every symbol of the source text, the split to stream, a label: the split's name or text-<file stem>)."""
     from ..run import load_symbols
-    from ..splits import make_splits, stream_split
-    from ..textdata import read_symbols
+    from ..data.splits import make_splits, stream_split
+    from ..data.text import read_symbols
 
     if getattr(args, "text", None):
         symbols = read_symbols(args.text, cfg.text)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..braces import DEFAULT_EDGES, check_edges
-from ..compare_run import CompareConfig, run_compare
-from ..errors import RnnlensError
+from ..analysis.braces import DEFAULT_EDGES, check_edges
+from ..analysis.comparison import CompareConfig, run_compare
+from ..exceptions import RnnlensError
 from ..runtime import resolve_device
 from .common import add_device_flag, add_json_flag, emit_json, say
 

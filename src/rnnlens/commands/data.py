@@ -11,9 +11,9 @@ import json
 import sys
 from typing import Any
 
-from rnnlens.corpora import CORPORA, corpus_status, data_dir
-from rnnlens.download import GUTENBERG_URL, CorpusFile, build_linux, download_warpeace
-from rnnlens.errors import RnnlensError
+from rnnlens.data.corpora import CORPORA, corpus_status, data_dir
+from rnnlens.data.download import GUTENBERG_URL, CorpusFile, build_linux, download_warpeace
+from rnnlens.exceptions import RnnlensError
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors_run import run_errors
-from ..oracles import OracleConfig
+from ..analysis.breakdown import run_errors
+from ..analysis.oracles import OracleConfig
 from ..runtime import resolve_device
 from .common import add_device_flag, add_json_flag, emit_json, say
 from .compare import int_list

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..gates import SaturationConfig, gate_saturation, write_saturation
+from ..analysis.gates import SaturationConfig, gate_saturation, write_saturation
 from .capture import add_input_flags
 from .common import add_json_flag, emit_json, load_run_and_split, say
 

@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 from rnnlens.commands.common import add_json_flag, emit_json, say
-from rnnlens.corpora import CORPORA, DEFAULT_FRACTIONS, get_spec, load_corpus_bytes
-from rnnlens.errors import RnnlensError
-from rnnlens.ngram import MAX_N, KneserNeyLM, NGramConfig, row_streams
-from rnnlens.splits import SplitConfig, make_splits
-from rnnlens.textdata import TextConfig, Vocab, read_symbols
+from rnnlens.data.corpora import CORPORA, DEFAULT_FRACTIONS, get_spec, load_corpus_bytes
+from rnnlens.exceptions import RnnlensError
+from rnnlens.ngram.model import MAX_N, KneserNeyLM, NGramConfig, row_streams
+from rnnlens.data.splits import SplitConfig, make_splits
+from rnnlens.data.text import TextConfig, Vocab, read_symbols
 
 
 def add_parser(subparsers) -> None:

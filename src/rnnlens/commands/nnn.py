@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import math
 
-from ..baselines import TableData, load_data
-from ..errors import RnnlensError
-from ..nnn import MAX_N, NNNConfig, load_nnn, save_nnn, train_nnn_grid
+from ..baselines.table import TableData, load_data
+from ..exceptions import RnnlensError
+from ..baselines.nnn import MAX_N, NNNConfig, load_nnn, save_nnn, train_nnn_grid
 from ..runtime import resolve_device
-from ..splits import SplitConfig
-from ..textdata import TextConfig
+from ..data.splits import SplitConfig
+from ..data.text import TextConfig
 from .common import add_device_flag, add_json_flag, emit_json, say
 from .train import parse_fractions, add_data_flags
 

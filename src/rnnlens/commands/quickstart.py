@@ -11,7 +11,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import RnnlensError
+from ..exceptions import RnnlensError
 from ..fsutil import read_json
 from ..reproduce.plan import PRESETS
 from ..reproduce.runner import make_plan, reproduce

@@ -70,7 +70,7 @@ class StageBar:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import RnnlensError
+    from ..exceptions import RnnlensError
 
     if args.address and args.executor != "ray":
         raise RnnlensError("--address is for --executor ray; add --executor ray or leave out --address")

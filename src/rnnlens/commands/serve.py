@@ -33,7 +33,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import RnnlensError
+    from ..exceptions import RnnlensError
 
     if not 0 <= args.port <= 65535:
         raise RnnlensError(f"--port must be in 0..65535, got {args.port}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import RnnlensError
+from ..exceptions import RnnlensError
 from ..model import CELL_TYPES, PAPER_BUDGETS, hidden_for_budget, param_count, parse_budget
 from .common import add_json_flag, emit_json
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..corpora import CORPORA, DEFAULT_FRACTIONS, load_corpus_bytes
-from ..errors import RnnlensError
+from ..data.corpora import CORPORA, DEFAULT_FRACTIONS, load_corpus_bytes
+from ..exceptions import RnnlensError
 from ..model import CELL_TYPES, ModelConfig, hidden_for_budget, param_count, parse_budget
 from ..recipe import TrainConfig
 from ..run import CONFIG, DataSource, RunConfig, load_config, sha256_hex
 from ..runtime import resolve_device
-from ..splits import SplitConfig, make_splits
-from ..textdata import TextConfig, Vocab, read_symbols
+from ..data.splits import SplitConfig, make_splits
+from ..data.text import TextConfig, Vocab, read_symbols
 from ..train import init_run, train
 from .common import BarReporter, add_device_flag, add_json_flag, emit_json, say
 

@@ -2,10 +2,10 @@
 
 Folder (default ``RUN/explorer-<split or text-NAME>``):
 
-* a capture directory (:func:`rnnlens.capture_store.capture_to_dir`, float16) of every layer's state
+* a capture directory (:func:`rnnlens.capture.store.capture_to_dir`, float16) of every layer's state
   (``layers.L.c`` for an LSTM, shown as tanh(c); ``layers.L.h`` otherwise), ``logits``, ``next_prob`` and ``loss``;
 * ``gates.json``: per layer and gate type, every unit's left/right saturated fractions (Figure 3);
-* ``cells.json``: every cell's best-tracked text feature and its score (:func:`rnnlens.discover.discover`);
+* ``cells.json``: every cell's best-tracked text feature and its score (:func:`rnnlens.cells.discover.discover`);
 * ``explorer.json`` (written last): what the cache was built from (weights file size and time, a hash of the
   text ids); a mismatch or a missing file rebuilds everything.
 """
@@ -21,15 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from ..capture_store import Capture, capture_to_dir, open_capture
-from ..discover import DiscoveryConfig, discover
-from ..errors import RnnlensError
-from ..features import compute_features
+from ..capture.store import Capture, capture_to_dir, open_capture
+from ..cells.discover import DiscoveryConfig, discover
+from ..exceptions import RnnlensError
+from ..cells.features import compute_features
 from ..fsutil import atomic_write_json, read_json
-from ..gates import gate_saturation
+from ..analysis.gates import gate_saturation
 from ..model import CharRNN
 from ..run import RunConfig
-from ..splits import Split
+from ..data.splits import Split
 
 STAMP = "explorer.json"
 VERSION = 1

@@ -1,6 +1,6 @@
 """Oracle error categories for the explorer: which oracle of the paper's Fig. 6 removes each error.
 
-The same cascade as ``rnnlens errors`` (:func:`rnnlens.oracles.oracle_breakdown`, default settings), run once
+The same cascade as ``rnnlens errors`` (:func:`rnnlens.analysis.oracles.oracle_breakdown`, default settings), run once
 over the explorer's split and kept per character as a family index in display order (row 0's columns, then
 row 1's, ...): -1 for a correct prediction (probability >= the threshold), ``0..5`` for the oracle family that
 removed the error (``ngram memory rare word punct boost``), 6 for an error no oracle removes.
@@ -18,13 +18,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors_run import oracle_inputs
+from ..analysis.breakdown import oracle_inputs
 from ..fsutil import atomic_write, atomic_write_json, read_json
 from ..model import CharRNN
-from ..oracles import ORACLES, OracleConfig, oracle_breakdown
-from ..refscores import model_probs
+from ..analysis.oracles import ORACLES, OracleConfig, oracle_breakdown
+from ..baselines.refscores import model_probs
 from ..run import RunConfig
-from ..splits import Split
+from ..data.splits import Split
 
 FAMILIES = tuple(ORACLES) + ("remaining",)
 STAMP = "categories.json"

@@ -18,11 +18,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..cellviz import glyphs
-from ..errors import RnnlensError
-from ..ngram import KneserNeyLM
+from ..cells.viz import glyphs
+from ..exceptions import RnnlensError
+from ..ngram.model import KneserNeyLM
 from ..run import RunConfig
-from ..splits import make_splits
+from ..data.splits import make_splits
 from .cache import CacheFiles, build_or_open, stamp_for, state_values
 from .categories import build_or_open_categories
 from .search import SearchConfig, search

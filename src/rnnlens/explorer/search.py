@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import RnnlensError
+from ..exceptions import RnnlensError
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-from ..errors import RnnlensError
+from ..exceptions import RnnlensError
 from .assets import ASSETS
 from .data import ExplorerData
 from .search import SearchConfig

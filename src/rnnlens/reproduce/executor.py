@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import RnnlensError
+from ..exceptions import RnnlensError
 from ..fsutil import atomic_write_json, read_json
 from .plan import Preset, Stage
 from .stages import RECORD, Context, execute, read_record, stage_dir

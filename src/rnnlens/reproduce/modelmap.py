@@ -17,7 +17,7 @@ import torch
 
 from ..fsutil import atomic_write
 from ..model import CharRNN
-from ..splits import Split
+from ..data.splits import Split
 
 
 @torch.no_grad()

@@ -17,8 +17,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..corpora import CORPORA, load_corpus_bytes
-from ..errors import RnnlensError
+from ..data.corpora import CORPORA, load_corpus_bytes
+from ..exceptions import RnnlensError
 from ..model import CELL_TYPES, hidden_for_budget, param_count, parse_budget
 
 # Rough effective training speed (6 x parameters x characters per second, per worker) used only for the
@@ -48,7 +48,7 @@ class Preset:
     eval_every: int = 1000
     eval_chars: int = 0
     snapshot_every: int = 0             # weights kept for the training dynamics (compare stage)
-    baseline: str = "paper"             # Table 2 preset of rnnlens.baselines, or "smoke" (defined here)
+    baseline: str = "paper"             # Table 2 preset of rnnlens.baselines.table, or "smoke" (defined here)
     analysis_chars: int = 100_000       # test characters used by the gates, cells and model-map stages
     analyses: tuple[str, ...] = ("gates", "cells", "modelmap", "compare", "errors")
     seed: int = 0
@@ -65,7 +65,7 @@ PRESETS: dict[str, Preset] = {
     "quick": Preset(
         "quick", "the README's quickstart: one 2-layer LSTM of ~130K parameters trained 4 epochs at batch 32 x "
         "unroll 64 on the built-in corpus (Python standard library source); Table 2 with n-grams n = 1..5 and "
-        "n-NNs n = 1..3 (rnnlens.baselines' quick preset); cells, gates, the comparisons with the baselines and "
+        "n-NNs n = 1..3 (rnnlens.baselines.table' quick preset); cells, gates, the comparisons with the baselines and "
         "the oracle analysis of errors", ("pystdlib",), 0, ("lstm",), (2,), ("130k",), (0.0,), batch_size=32,
         seq_len=64, epochs=4, eval_every=300, eval_chars=100_000, snapshot_every=500, baseline="quick",
         analysis_chars=100_000, analyses=("gates", "cells", "compare", "errors")),
@@ -76,7 +76,7 @@ PRESETS: dict[str, Preset] = {
         eval_chars=2000, snapshot_every=100, baseline="smoke", analysis_chars=4000),
     "cpu": Preset(
         "cpu", "the whole of each corpus, the two smallest budgets (50k, 130k) for every type and depth, dropout 0 "
-        "or 0.25, 5 epochs at the paper's batch 100 x unroll 100; Table 2 with rnnlens.baselines' cpu preset",
+        "or 0.25, 5 epochs at the paper's batch 100 x unroll 100; Table 2 with rnnlens.baselines.table' cpu preset",
         ("warpeace",), 0, CELL_TYPES, (1, 2, 3), ("50k", "130k"), (0.0, 0.25), epochs=5, eval_every=500,
         eval_chars=100_000, snapshot_every=250, baseline="cpu", analysis_chars=100_000),
     "paper": Preset(

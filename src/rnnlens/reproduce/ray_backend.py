@@ -31,7 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import RnnlensError
+from ..exceptions import RnnlensError
 from ..fsutil import atomic_write_json, atomic_write_text, read_json
 from .plan import Stage
 from .stages import Context, stage_dir

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..errors import RnnlensError
+from ..exceptions import RnnlensError
 from ..fsutil import atomic_write_json, atomic_write_text, read_json
 from ..model import parse_budget
 from .executor import FAILED, PLAN
@@ -108,7 +108,7 @@ def differences(results: dict[str, Any]) -> list[str]:
     out.append(f"Training: {st['epochs']:g} epoch(s){steps} at batch {st['batch_size']} x unroll {st['seq_len']} "
                "(the paper: 50 epochs at 100 x 100); dropout chosen on validation among "
                f"{', '.join(f'{d:g}' for d in st['dropouts'])} (the paper's values are not published).")
-    out.append(f"Table 2: rnnlens.baselines preset `{st['baseline']}`. Analyses on {st['analysis_chars']:,} test "
+    out.append(f"Table 2: rnnlens.baselines.table preset `{st['baseline']}`. Analyses on {st['analysis_chars']:,} test "
                "characters. The map of models uses classical MDS (numpy) instead of the paper's t-SNE.")
     names = {"gates": "gate saturation (Fig. 3)", "cells": "interpretable cells (Fig. 2)",
              "compare": "the comparisons with the baselines (Fig. 4, 5)", "errors": "the oracle analysis (Fig. 6)",

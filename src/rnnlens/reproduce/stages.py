@@ -20,8 +20,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..corpora import CORPORA, load_corpus_bytes
-from ..errors import RnnlensError
+from ..data.corpora import CORPORA, load_corpus_bytes
+from ..exceptions import RnnlensError
 from ..fsutil import atomic_write_bytes, atomic_write_json, read_json
 from ..run import CONFIG, load_model, load_splits, sha256_hex
 from ..runtime import resolve_device
@@ -154,15 +154,15 @@ SMOKE_BASELINE = dict(ngram_ns=(1, 2, 3), nnn_ns=(1, 2), hiddens=(16,), epochs=1
 
 
 def baseline_preset(name: str):
-    from ..baselines import Preset as TablePreset, get_preset
+    from ..baselines.table import Preset as TablePreset, get_preset
 
     return TablePreset("smoke", **SMOKE_BASELINE) if name == "smoke" else get_preset(name)
 
 
 def run_baselines(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
     """Table 2 (n-gram and n-NN test loss against n) on the same text, vocabulary and split as the grid."""
-    from ..baselines import run_table2
-    from ..splits import SplitConfig
+    from ..baselines.table import run_table2
+    from ..data.splits import SplitConfig
 
     src = _source_args(ctx, stage.dataset)
     split_cfg = SplitConfig(fractions=tuple(float(f) for f in src["fractions"].split(",")),
@@ -178,7 +178,7 @@ def run_baselines(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
 def run_gates(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
     """Figure 3: gate saturation of the best LSTM and the best GRU among the deepest of their type in the grid
     (the paper shows 3-layer models: its findings compare the first layer with the others)."""
-    from ..gates import gate_saturation, write_saturation
+    from ..analysis.gates import gate_saturation, write_saturation
 
     rows, models = _selected(ctx, stage.dataset), []
     for cell in ("lstm", "gru"):
@@ -261,7 +261,7 @@ def _lstm_rows(ctx: Context, dataset: str) -> tuple[dict, list[dict]]:
 def run_compare_stage(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
     """Figures 4 and 5: the best LSTM against the best n-gram and n-NN (Venn of errors, per character,
     closing braces, training dynamics against the 1..4-NN), with the baselines' n and n-NN settings."""
-    from ..compare_run import CompareConfig, run_compare
+    from ..analysis.comparison import CompareConfig, run_compare
 
     bp = baseline_preset(ctx.preset.baseline)
     best, _ = _lstm_rows(ctx, stage.dataset)
@@ -281,8 +281,8 @@ def run_compare_stage(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
 
 def run_errors_stage(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
     """Figure 6: the oracle breakdown of the best LSTM's errors, and against the smallest other LSTM."""
-    from ..errors_run import run_errors
-    from ..oracles import OracleConfig
+    from ..analysis.breakdown import run_errors
+    from ..analysis.oracles import OracleConfig
 
     bp = baseline_preset(ctx.preset.baseline)
     best, others = _lstm_rows(ctx, stage.dataset)

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Circle  # noqa: E402
 
-from .fsutil import atomic_write  # noqa: E402
+from ..fsutil import atomic_write  # noqa: E402
 from .oracles import ORACLES, Breakdown  # noqa: E402
 
 _FAMILY_COLOURS = {"ngram": "Blues", "memory": "Oranges", "rare": "Greens", "word": "Purples",

@@ -14,7 +14,7 @@ from typing import Any, Literal, Sequence, get_args
 
 import numpy as np
 
-from rnnlens.errors import RnnlensError
+from rnnlens.exceptions import RnnlensError
 
 Unit = Literal["byte", "char"]
 Newline = Literal["keep", "lf", "crlf"]

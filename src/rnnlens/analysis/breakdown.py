@@ -14,15 +14,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import error_plots as plots
-from .errors import RnnlensError
-from .fsutil import atomic_write_json, atomic_write_text
-from .ngram import row_streams
+from . import plots
+from ..exceptions import RnnlensError
+from ..fsutil import atomic_write_json, atomic_write_text
+from ..ngram.model import row_streams
 from .oracles import Breakdown, OracleConfig, breakdown_markdown, compare_breakdowns, oracle_breakdown, train_word_counts
-from .refscores import data_fingerprint, model_probs, ngram_probs
-from .run import RunConfig, load_model, load_symbols
-from .splits import Split, make_splits
-from .textclass import CharClasses
+from ..baselines.refscores import data_fingerprint, model_probs, ngram_probs
+from ..run import RunConfig, load_model, load_symbols
+from ..data.splits import Split, make_splits
+from ..data.textclass import CharClasses
 
 Progress = Callable[[str], None]
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .capture import GATES, CaptureBlock, gate_names, iter_capture
-from .errors import RnnlensError
-from .fsutil import atomic_write, atomic_write_json, atomic_write_text
-from .model import CharRNN
-from .splits import Split
+from ..capture.core import GATES, CaptureBlock, gate_names, iter_capture
+from ..exceptions import RnnlensError
+from ..fsutil import atomic_write, atomic_write_json, atomic_write_text
+from ..model import CharRNN
+from ..data.splits import Split
 
 FORMAT = "rnnlens-gates-v1"
 

@@ -38,7 +38,7 @@ from typing import Callable, Literal, Sequence
 
 import numpy as np
 
-from .errors import RnnlensError
+from ..exceptions import RnnlensError
 
 Syntax = Literal["auto", "c", "python", "prose"]
 SYNTAXES: tuple[str, ...] = ("auto", "c", "python", "prose")

@@ -10,13 +10,13 @@ For a context h (the last k-1 characters) and next character w, with h' = h with
 
 ``a`` is the raw count at the top order and the continuation count (distinct left neighbours, stream
 start counting as one) below it; ``N1/N2/N3+(h)`` count the followers of h with ``a`` = 1, 2, >= 3;
-``D_k1..3`` are the discounts of order k (:func:`rnnlens.ngram_counts.discounts`). A context never seen
+``D_k1..3`` are the discounts of order k (:func:`rnnlens.ngram.counts.discounts`). A context never seen
 followed by a character has ``gamma = 1`` (the model backs off to the shorter context at no cost), so
 every distribution sums to 1 and every vocabulary symbol has probability > 0.
 
 Scoring walks each position's context right to left one character at a time (a suffix trie held as
 sorted key arrays searched with ``np.searchsorted``), vectorised over all positions at once. The tables
-and their compaction are described in :mod:`rnnlens.ngram_counts`.
+and their compaction are described in :mod:`rnnlens.ngram.counts`.
 """
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from rnnlens.errors import RnnlensError
+from rnnlens.exceptions import RnnlensError
 from rnnlens.fsutil import atomic_write
-from rnnlens.ngram_counts import OrderTable, count
+from rnnlens.ngram.counts import OrderTable, count
 
 MAX_N = 64
 FORMAT = "rnnlens-kn-ngram"
@@ -300,7 +300,7 @@ class KneserNeyLM:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "KneserNeyLM":
         """Read a model written by :meth:`save`; RnnlensError (one line) if missing, corrupt or foreign."""
-        from rnnlens.ngram_io import load_arrays
+        from rnnlens.ngram.files import load_arrays
         hdr, arrays = load_arrays(path)
         cfg = NGramConfig(int(hdr["n"]))
         tables = [OrderTable(**{f: arrays[f"o{L}_{f}"] for f in OrderTable.FIELDS})
@@ -309,8 +309,8 @@ class KneserNeyLM:
                    float(arrays["root_gamma"][0]), arrays["text"], hdr["unit"], hdr["symbols"])
 
     def to_arpa(self, path: str | os.PathLike, max_order: int = 6, force: bool = False) -> None:
-        """Write the model as an ARPA back-off file (see :mod:`rnnlens.ngram_io` for the token names)."""
-        from rnnlens.ngram_io import write_arpa
+        """Write the model as an ARPA back-off file (see :mod:`rnnlens.ngram.files` for the token names)."""
+        from rnnlens.ngram.files import write_arpa
         if self.cfg.order > max_order and not force:
             raise RnnlensError(f"an ARPA file of order {self.cfg.order} lists every n-gram up to that length and "
                                f"can be huge; the limit is {max_order}: raise max_order or pass force=True")

@@ -13,7 +13,7 @@ column ``i*(K+1) + k`` of W1) and computed as a sum of n lookups (``F.embedding_
 the same function at O(n*H) instead of O(n*K*H) per position.
 
 Positions are the split's: the context of ``y[r, j]`` is ``x[r, :j+1]`` (its last n ids, padded with K
-on the left), as :meth:`rnnlens.ngram.KneserNeyLM.score_rows` does. Training uses every position of every
+on the left), as :meth:`rnnlens.ngram.model.KneserNeyLM.score_rows` does. Training uses every position of every
 train row, shuffled with a seeded generator, in minibatches; after every epoch the val loss is measured
 and the best-on-val weights are kept; training stops after ``patience`` epochs without improvement.
 The recipe is the paper's: RMSProp (lr 2e-3, alpha 0.95), element-wise clipping at 5, uniform(-0.08,
@@ -39,10 +39,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnlens.checkpoint import check_state_dict, load_tensors, save_tensors
-from rnnlens.errors import RnnlensError
+from rnnlens.exceptions import RnnlensError
 from rnnlens.recipe import TrainConfig, clip_gradients, lr_for_epoch, make_optimizer, set_lr
-from rnnlens.splits import Split
-from rnnlens.textdata import Vocab
+from rnnlens.data.splits import Split
+from rnnlens.data.text import Vocab
 
 MAX_N = 64
 FORMAT = "rnnlens-nnn"

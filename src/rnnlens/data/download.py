@@ -17,9 +17,9 @@ from typing import Any, Iterator
 
 from tqdm import tqdm
 
-from rnnlens.corpora import (CORPORA, LINUX_SHA256, LINUX_SIZE, WARPEACE_SHA256, file_sha256,
+from rnnlens.data.corpora import (CORPORA, LINUX_SHA256, LINUX_SIZE, WARPEACE_SHA256, file_sha256,
                              trim_to_utf8_boundary)
-from rnnlens.errors import RnnlensError
+from rnnlens.exceptions import RnnlensError
 from rnnlens.fsutil import atomic_write_bytes
 
 GUTENBERG_URL = "https://www.gutenberg.org/cache/epub/2600/pg2600.txt"

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import RnnlensError
-from .textdata import Vocab
+from ..exceptions import RnnlensError
+from .text import Vocab
 
 _ASCII_PUNCT = frozenset(string.punctuation)
 _OPENERS = frozenset(" \t\n\r\"'`")

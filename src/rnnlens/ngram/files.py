@@ -2,7 +2,7 @@
 
 The .npz (written by ``KneserNeyLM.save``) holds a JSON header as a uint8 array (format tag, n, order,
 vocabulary size, unit, vocabulary symbols), the padded training text, the discounts and, per order L,
-the arrays of :class:`rnnlens.ngram_counts.OrderTable` as ``o{L}_{field}``. Nothing is pickled.
+the arrays of :class:`rnnlens.ngram.counts.OrderTable` as ``o{L}_{field}``. Nothing is pickled.
 
 ARPA export: every character is one "word" token ``c<hex symbol>`` (``c41`` for "A"; ``c<hex id>`` when
 the model has no vocabulary symbols). Every n-gram of every order seen in training is listed with
@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rnnlens.errors import RnnlensError
+from rnnlens.exceptions import RnnlensError
 from rnnlens.fsutil import atomic_write
-from rnnlens.ngram_counts import OrderTable
+from rnnlens.ngram.counts import OrderTable
 
 if TYPE_CHECKING:
-    from rnnlens.ngram import KneserNeyLM
+    from rnnlens.ngram.model import KneserNeyLM
 
 _FIX = "re-create it with `rnnlens ngram ... --save PATH`"
 _INT_FIELDS = ("fwd_keys", "rev_keys", "rev_rows", "pos")
@@ -57,7 +57,7 @@ def _header(path: str | os.PathLike, raw: np.ndarray | None) -> dict[str, Any]:
         hdr = json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise _bad(path, "header is not JSON") from None
-    from rnnlens.ngram import FORMAT, FORMAT_VERSION, MAX_N
+    from rnnlens.ngram.model import FORMAT, FORMAT_VERSION, MAX_N
     if not isinstance(hdr, dict) or hdr.get("format") != FORMAT:
         raise _bad(path, f"format is not {FORMAT!r}")
     if hdr.get("version") != FORMAT_VERSION:

@@ -39,9 +39,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import RnnlensError
-from .model import CharRNN, ModelConfig, State
-from .splits import Split
+from ..exceptions import RnnlensError
+from ..model import CharRNN, ModelConfig, State
+from ..data.splits import Split
 
 NamesFilter = None | str | Sequence[str] | Callable[[str], bool]
 

@@ -1,7 +1,7 @@
 """Automatic discovery of interpretable cells: rank every cell by how well it tracks each text feature.
 
 Input: activations as plain arrays, ``name -> (N, H)`` (N characters in text order, one column per cell;
-row t is the state *after reading* character t, the same alignment as :mod:`rnnlens.features`), plus
+row t is the state *after reading* character t, the same alignment as :mod:`rnnlens.cells.features`), plus
 the text's symbols (N,) or precomputed feature values. Cell-state arrays should be passed as ``tanh(c)``
 (what the paper colours): Pearson correlation depends on the transform, ROC AUC does not.
 
@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import RnnlensError
+from ..exceptions import RnnlensError
 from .features import FEATURES, Syntax, compute_features
 
 

@@ -15,8 +15,8 @@ from itertools import combinations
 
 import numpy as np
 
-from .errors import RnnlensError
-from .textdata import Vocab, describe_symbol
+from ..exceptions import RnnlensError
+from ..data.text import Vocab, describe_symbol
 
 
 def error_mask(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:

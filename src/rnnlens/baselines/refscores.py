@@ -20,13 +20,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .capture_store import capture_split
-from .errors import RnnlensError
-from .fsutil import atomic_write
-from .model import CharRNN
-from .ngram import KneserNeyLM, NGramConfig, row_streams
-from .run import RunConfig
-from .splits import Split
+from ..capture.store import capture_split
+from ..exceptions import RnnlensError
+from ..fsutil import atomic_write
+from ..model import CharRNN
+from ..ngram.model import KneserNeyLM, NGramConfig, row_streams
+from ..run import RunConfig
+from ..data.splits import Split
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = "rnnlens-baseline-scores-v1"
@@ -125,13 +125,13 @@ def ngram_row_distributions(model: KneserNeyLM, x: np.ndarray) -> np.ndarray:
 
 
 def nnn_module():
-    """``rnnlens.nnn`` (the n-NN baseline), or a one-line error when this installation lacks it."""
+    """``rnnlens.baselines.nnn`` (the n-NN baseline), or a one-line error when this installation lacks it."""
     try:
-        return importlib.import_module("rnnlens.nnn")
+        return importlib.import_module("rnnlens.baselines.nnn")
     except ModuleNotFoundError as exc:
-        if exc.name != "rnnlens.nnn":
+        if exc.name != "rnnlens.baselines.nnn":
             raise
-        raise RnnlensError("the n-NN baseline (rnnlens.nnn) is not available in this version; "
+        raise RnnlensError("the n-NN baseline (rnnlens.baselines.nnn) is not available in this version; "
                            "leave out --nnn") from None
 
 

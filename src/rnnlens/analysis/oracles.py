@@ -11,7 +11,7 @@ applied in the paper's order; each removes, from the errors still left, those it
 3. ``rare`` n = 0..5: the error is inside a word, second character or later, and the word occurs <= n times
    (as a whole word) in the training split.
 4. ``word``: the error is the first character of a word, i.e. it follows a space, tab, newline or quote
-   (:mod:`rnnlens.textclass`), whatever the character itself is.
+   (:mod:`rnnlens.data.textclass`), whatever the character itself is.
 5. ``punct``: the character is punctuation.
 6. ``boost`` b = 0.1..0.4: adding b to the correct character's probability would lift it to the threshold.
 
@@ -30,8 +30,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import RnnlensError
-from .textclass import CharClasses, WordSpans, ids_to_str
+from ..exceptions import RnnlensError
+from ..data.textclass import CharClasses, WordSpans, ids_to_str
 
 ORACLES = ("ngram", "memory", "rare", "word", "punct", "boost")
 _NEVER = np.iinfo(np.int64).max

@@ -27,7 +27,7 @@ from typing import Any, Iterator, Literal, get_args
 
 import numpy as np
 
-from rnnlens.errors import RnnlensError
+from rnnlens.exceptions import RnnlensError
 
 Layout = Literal["interleaved", "contiguous"]
 LAYOUTS: tuple[str, ...] = get_args(Layout)

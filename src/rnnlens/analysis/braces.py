@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import RnnlensError
+from ..exceptions import RnnlensError
 
 _DQ, _SQ, _SLASH, _STAR, _BSL, _NL, _LB, _RB = (ord(c) for c in "\"'/*\\\n{}")
 _SPECIAL = np.array([_DQ, _SQ, _SLASH, _STAR, _BSL, _NL, _LB, _RB], dtype=np.int64)

@@ -15,16 +15,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import error_plots as plots
+from . import plots
 from .braces import DEFAULT_EDGES, bucket_means, match_braces
-from .capture_store import capture_split
+from ..capture.store import capture_split
 from .compare import dynamics_point, error_mask, per_char_stats, softmax, top_differences, venn_counts
-from .errors import RnnlensError
-from .fsutil import atomic_write_json, atomic_write_text
-from .refscores import (fit_ngram, model_probs, ngram_probs, ngram_row_distributions, nnn_models, nnn_module,
+from ..exceptions import RnnlensError
+from ..fsutil import atomic_write_json, atomic_write_text
+from ..baselines.refscores import (fit_ngram, model_probs, ngram_probs, ngram_row_distributions, nnn_models, nnn_module,
                         nnn_probs)
-from .run import SNAPSHOTS, RunConfig, load_model, load_symbols, load_weights
-from .splits import make_splits
+from ..run import SNAPSHOTS, RunConfig, load_model, load_symbols, load_weights
+from ..data.splits import make_splits
 
 Progress = Callable[[str], None]
 
@@ -41,7 +41,7 @@ class CompareConfig:
     top: int = 10
     min_count: int = 50            # characters seen fewer times in the split are left out of the top lists
     brace_edges: tuple[int, ...] = DEFAULT_EDGES
-    dynamics: str = "auto"         # auto (n-NN when rnnlens.nnn exists, else n-gram), nnn, ngram, off
+    dynamics: str = "auto"         # auto (n-NN when rnnlens.baselines.nnn exists, else n-gram), nnn, ngram, off
     dynamics_ns: tuple[int, ...] = (1, 2, 3, 4)
     max_chars: int = 100_000       # predictions used for the training dynamics (0: the whole split)
 

@@ -17,7 +17,7 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnlens.errors import RnnlensError
+from rnnlens.exceptions import RnnlensError
 
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.9, 0.05, 0.05)  # for a user's own --text file
 DATA_ENV = "RNNLENS_DATA"

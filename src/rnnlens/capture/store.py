@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from .capture import TARGET_NAMES, NamesFilter, capture_columns, iter_capture, resolve_names
-from .errors import RnnlensError
-from .fsutil import atomic_write_json, read_json
-from .model import CharRNN, ModelConfig
-from .splits import Split
+from .core import TARGET_NAMES, NamesFilter, capture_columns, iter_capture, resolve_names
+from ..exceptions import RnnlensError
+from ..fsutil import atomic_write_json, read_json
+from ..model import CharRNN, ModelConfig
+from ..data.splits import Split
 
 INDEX = "index.json"
 FORMAT = "rnnlens-capture-v1"

@@ -22,8 +22,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import RnnlensError
-from .fsutil import atomic_write, atomic_write_text
+from ..exceptions import RnnlensError
+from ..fsutil import atomic_write, atomic_write_text
 
 TAB_STOP = 8
 LF, CR, TAB, HIDDEN = "\u21b5", "\u2190", "\u2192", "\u00b7"

@@ -1,7 +1,7 @@
 """The paper's Table 2: test loss of the n-gram and n-NN baselines against the context length n.
 
-``run_table2`` fits, for every n of a preset, the Kneser-Ney n-gram (:mod:`rnnlens.ngram`) and the n-NN
-(:mod:`rnnlens.nnn`) on the train split, and scores the test split. Data, units and splits are those of
+``run_table2`` fits, for every n of a preset, the Kneser-Ney n-gram (:mod:`rnnlens.ngram.model`) and the n-NN
+(:mod:`rnnlens.baselines.nnn`) on the train split, and scores the test split. Data, units and splits are those of
 the neural models: the vocabulary of the whole text (``Vocab.build``), the corpus' split fractions, the
 paper's interleaved layout with B = S = 100. Every finished entry is written at once to ``results.json``
 (with ``table.md`` and ``table2.png``), atomically, so an interrupted run resumes where it stopped:
@@ -23,13 +23,13 @@ from typing import Any, Callable
 
 import torch
 
-from rnnlens.corpora import CORPORA, DEFAULT_FRACTIONS, load_corpus_bytes
-from rnnlens.errors import RnnlensError
+from rnnlens.data.corpora import CORPORA, DEFAULT_FRACTIONS, load_corpus_bytes
+from rnnlens.exceptions import RnnlensError
 from rnnlens.fsutil import atomic_write, atomic_write_json, atomic_write_text, read_json
-from rnnlens.ngram import KneserNeyLM, NGramConfig, row_streams
-from rnnlens.nnn import NNNConfig, save_nnn, train_nnn_grid
-from rnnlens.splits import Split, SplitConfig, make_splits
-from rnnlens.textdata import TextConfig, Vocab, read_symbols
+from rnnlens.ngram.model import KneserNeyLM, NGramConfig, row_streams
+from rnnlens.baselines.nnn import NNNConfig, save_nnn, train_nnn_grid
+from rnnlens.data.splits import Split, SplitConfig, make_splits
+from rnnlens.data.text import TextConfig, Vocab, read_symbols
 
 FORMAT = "rnnlens-table2"
 FORMAT_VERSION = 1

@@ -1,0 +1,1 @@
+"""Interpretable cells: text features, automatic discovery, drawings of cells over text."""

@@ -1,0 +1,1 @@
+"""The interpolated modified Kneser-Ney character n-gram model: scoring, counting, files."""
