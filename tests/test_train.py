@@ -148,8 +148,9 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path, reference, capsys):
 
 def test_divergence_stops_with_a_clear_error_and_keeps_the_last_good_state(tmp_path, text, capsys):
     out = tmp_path / "run"
-    code = main(["train", "--text", str(text), *TINY, "--lr", "2e37", "--eval-every", "1", "--max-steps", "200",
-                 "--out", str(out)])
+    # no validation before the loss explodes; the state is saved after every update
+    code = main(["train", "--text", str(text), *TINY, "--lr", "2e37", "--eval-every", "1000", "--max-steps", "200",
+                 "--checkpoint-every", "0.0001", "--out", str(out)])
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("rnnlens: error:")]
     assert code == 2 and len(errors) == 1 and "diverged" in errors[0] and "Traceback" not in err
@@ -159,6 +160,42 @@ def test_divergence_stops_with_a_clear_error_and_keeps_the_last_good_state(tmp_p
 
     saved_step = load_tensors(out / "state.safetensors")[1]["progress"]["step"]
     assert saved_step >= 1 and f"checkpoint (step {saved_step})" in errors[0]
+
+
+def test_a_validation_far_above_uniform_guessing_ends_the_run_as_diverged(tmp_path, text, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--text", str(text), *TINY, "--lr", "2e37", "--eval-every", "1", "--max-steps", "200",
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 3 and "diverged at update 1" in err and "not a result" in err and "Traceback" not in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["steps"] == 1 and "ln K" in summary["health"]
+
+
+def test_a_run_that_does_not_beat_the_unigram_model_is_stalled(tmp_path, text, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--text", str(text), *TINY, "--lr", "1e-9", "--eval-every", "10", "--max-steps", "100",
+                 "--stall-after", "20", "--out", str(out), "--json"])
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert code == 3 and result["status"] == "stalled" and result["steps"] == 20
+    assert "unigram" in result["health"] and "stalled" in captured.err
+    # the same run with the check off trains to its end
+    code = main(["train", "--text", str(text), *TINY, "--lr", "1e-9", "--eval-every", "10", "--max-steps", "30",
+                 "--stall-after", "0", "--out", str(tmp_path / "off"), "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["status"] == "complete"
+
+
+def test_unigram_loss_is_the_cross_entropy_of_smoothed_train_frequencies():
+    import math
+
+    import numpy as np
+
+    from rnnlens.health import unigram_loss
+
+    train_y, val_y = np.array([[0, 0, 0, 1]]), np.array([[0, 1, 2]])
+    p = np.array([4, 2, 1]) / 7  # add-one counts over K=3
+    assert math.isclose(unigram_loss(train_y, val_y, 3), -np.log(p[[0, 1, 2]]).mean())
 
 
 def test_library_api_trains_without_the_cli(tmp_path, text):

@@ -37,22 +37,30 @@ def evaluate(model: CharRNN, split: Split, seq_len: int, max_chars: int = 0) -> 
 
     ``max_chars`` > 0 evaluates only the first columns of every row, enough for that many predictions.
     """
-    rows, cols = split.x.shape
     if split.x.size == 0:
         raise RnnlensError(f"the {split.name} split is empty; choose a split with characters in it")
+    device = model.head.weight.device
+    return evaluate_tensors(model, torch.from_numpy(split.x).to(device), torch.from_numpy(split.y).to(device),
+                            seq_len, max_chars)
+
+
+@torch.no_grad()
+def evaluate_tensors(model: CharRNN, x_all: torch.Tensor, y_all: torch.Tensor, seq_len: int,
+                     max_chars: int = 0) -> EvalResult:
+    """:func:`evaluate` on a split's ``x`` and ``y`` already on the model's device, each (B, N); always fp32."""
+    rows, cols = x_all.shape
+    if x_all.numel() == 0:
+        raise RnnlensError("the split to evaluate is empty; choose a split with characters in it")
     if max_chars > 0:
         cols = min(cols, max(1, math.ceil(max_chars / rows)))
     was_training = model.training
     model.eval()
-    device = model.head.weight.device
-    x_all = torch.from_numpy(split.x[:, :cols]).to(device)  # (B, N)
-    y_all = torch.from_numpy(split.y[:, :cols]).to(device)
-    total = torch.zeros((), dtype=torch.float64, device=device)
+    total = torch.zeros((), dtype=torch.float64, device=x_all.device)
     state = None
     try:
         for start in range(0, cols, seq_len):
-            x = x_all[:, start : start + seq_len]
-            y = y_all[:, start : start + seq_len]
+            x = x_all[:, start : min(cols, start + seq_len)]
+            y = y_all[:, start : min(cols, start + seq_len)]
             logits, state = model(x, state)  # (B, T, K)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
             total += loss.double()

@@ -31,6 +31,9 @@ class TrainConfig:
     checkpoint_every: float = 60.0  # save the resumable state at least every N seconds of training
     snapshot_every: int = 0        # also keep a copy of the weights every N updates (training dynamics)
     seed: int = 0
+    precision: str = "fp32"        # fp32 | bf16 (autocast of the forward pass; see rnnlens.precision)
+    stall_after: int = 500         # from this update on, a run not beating the unigram model is stalled (0: off)
+    stall_margin: float = 0.1      # ... by at least this many nats (see rnnlens.health)
 
     def __post_init__(self) -> None:
         checks = [
@@ -47,6 +50,9 @@ class TrainConfig:
             (self.patience >= 0, f"--patience must be >= 0, got {self.patience}"),
             (self.checkpoint_every > 0, f"--checkpoint-every must be > 0 seconds, got {self.checkpoint_every}"),
             (self.snapshot_every >= 0, f"--snapshot-every must be >= 0, got {self.snapshot_every}"),
+            (self.precision in ("fp32", "bf16"), f"--precision must be fp32, bf16 or auto, got {self.precision!r}"),
+            (self.stall_after >= 0, f"--stall-after must be >= 0, got {self.stall_after}"),
+            (self.stall_margin >= 0, f"--stall-margin must be >= 0, got {self.stall_margin}"),
         ]
         for ok, message in checks:
             if not ok:

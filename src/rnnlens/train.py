@@ -23,10 +23,12 @@ import torch.nn.functional as F
 
 from .checkpoint import load_tensors, save_tensors
 from .exceptions import RnnlensError
-from .evaluate import evaluate
+from .evaluate import evaluate, evaluate_tensors
+from . import health
 from .fsutil import atomic_write_json, read_json
 from . import __version__
 from .model import CharRNN, detach_state
+from .precision import autocast, explain_failure
 from .recipe import clip_gradients, lr_for_epoch, make_optimizer, set_lr
 from .run import BEST, CONFIG, METRICS, SNAPSHOTS, STATE, SUMMARY, RunConfig, load_config, load_splits
 from .data.splits import Split
@@ -69,7 +71,8 @@ class Progress:
     elapsed: float = 0.0
     loss_sum: float = 0.0
     loss_count: int = 0
-    status: str = "running"  # running | complete | early_stopped
+    status: str = "running"  # running | complete | early_stopped | stalled | diverged
+    health: str = ""          # the stall/divergence verdict, when there is one
 
 
 @dataclass
@@ -153,43 +156,57 @@ def train(
 
     x_all = torch.from_numpy(train_split.x).to(device)  # (B, N)
     y_all = torch.from_numpy(train_split.y).to(device)
+    val_x = torch.from_numpy(val_split.x).to(device)  # kept on the device for every validation
+    val_y = torch.from_numpy(val_split.y).to(device)
+    unigram = health.unigram_loss(train_split.y, val_split.y, cfg.model.vocab_size)
     chars_per_step = x_all.shape[0] * seq_len
+    # On CUDA the loop only queues work; time is read at the points where it synchronises anyway (the loss
+    # read-out every log_every updates), so elapsed time and chars/s count the work done, not the queueing.
     log_every = 1 if device.type == "cpu" else 20
     params = list(model.parameters())
     reporter.start(total_steps, progress.step, chars_per_step)
     status = "interrupted"
     last_save = time.monotonic()
     window_start, window_chars = time.monotonic(), 0
+    mark = time.monotonic()
     running = torch.zeros((), dtype=torch.float64, device=device)
     running_count = 0
     try:
         with _StopFlag() as stop:
             while progress.step < total_steps and progress.status == "running":
-                step_start = time.monotonic()
                 epoch, block = divmod(progress.step, steps_per_epoch)
                 if block == 0:
                     hidden = model.initial_state(x_all.shape[0], device)
                 lr = lr_for_epoch(t, epoch)
                 set_lr(optimizer, lr)
                 cols = slice(block * seq_len, (block + 1) * seq_len)
-                logits, hidden = model(x_all[:, cols], hidden)  # (B, T, K)
-                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y_all[:, cols].reshape(-1))
+                try:
+                    with autocast(t.precision, device):
+                        logits, hidden = model(x_all[:, cols], hidden)  # (B, T, K)
+                except RuntimeError as exc:
+                    raise (explain_failure(exc, t.precision, cfg.model.cell, device) or exc) from None
+                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y_all[:, cols].reshape(-1))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 clip_gradients(params, t.clip)
                 optimizer.step()
-                hidden = detach_state(hidden)
+                hidden = tuple(h.detach().float() for h in hidden)  # carried in fp32 whatever the precision
                 running += loss.detach().double()
                 running_count += 1
                 progress.step += 1
                 window_chars += x_all[:, cols].numel()
-                step_end = time.monotonic()
-                progress.elapsed += step_end - step_start
 
                 at_epoch_end = progress.step % steps_per_epoch == 0
                 at_eval = at_epoch_end or progress.step == total_steps or (t.eval_every and progress.step % t.eval_every == 0)
-                if progress.step % log_every == 0 or at_eval:
-                    mean = float(running) / running_count
+                due_snapshot = bool(t.snapshot_every) and progress.step % t.snapshot_every == 0
+                due_save = time.monotonic() - last_save >= t.checkpoint_every
+                stopping = stop.raised or (should_stop is not None and should_stop())
+                other_work = at_eval or due_snapshot or due_save or stopping
+                if progress.step % log_every == 0 or other_work:
+                    mean = float(running) / running_count  # synchronises on CUDA
+                    now = time.monotonic()
+                    progress.elapsed += now - mark
+                    mark = now
                     progress.loss_sum += float(running)
                     progress.loss_count += running_count
                     running.zero_()
@@ -202,36 +219,39 @@ def train(
                     rate = window_chars / max(1e-9, time.monotonic() - window_start)
                     window_start, window_chars = time.monotonic(), 0
                     reporter.update(progress.step, mean, rate, lr)
-                if t.snapshot_every and progress.step % t.snapshot_every == 0:
+                if due_snapshot:
                     _save_snapshot(run_dir, cfg, model, progress.step)
                 if at_eval:
-                    if _validate(run_dir, cfg, model, val_split, progress, lr, steps_per_epoch, reporter):
-                        status = "early_stopped"
+                    verdict = _validate(run_dir, cfg, model, (val_x, val_y), progress, lr, steps_per_epoch, reporter,
+                                        unigram)
+                    if verdict:
+                        status = verdict
                         break
+                if due_save or stopping:
                     _save_state(run_dir, cfg, model, optimizer, hidden, progress)
                     last_save = time.monotonic()
-                elif time.monotonic() - last_save >= t.checkpoint_every:
-                    _save_state(run_dir, cfg, model, optimizer, hidden, progress)
-                    last_save = time.monotonic()
-                if stop.raised or (should_stop is not None and should_stop()):
-                    _save_state(run_dir, cfg, model, optimizer, hidden, progress)
+                if stopping:
                     return TrainOutcome("interrupted", progress.step)
+                if other_work:
+                    mark = time.monotonic()  # validation, snapshots and saves are not training time
             else:
                 status = "complete" if progress.status == "running" else progress.status
     finally:
         reporter.close()
     progress.status = status
-    _save_state(run_dir, cfg, model, optimizer, hidden, progress)
+    if status != health.DIVERGED or _finite(model):
+        _save_state(run_dir, cfg, model, optimizer, hidden, progress)
     summary = _finish(run_dir, cfg, splits, device, progress, total_steps, steps_per_epoch)
     return TrainOutcome(status, progress.step, summary)
 
 
 def _validate(
-    run_dir: Path, cfg: RunConfig, model: CharRNN, val: Split, progress: Progress, lr: float,
-    steps_per_epoch: int, reporter: Reporter,
-) -> bool:
-    """Evaluate on val, log a metrics line, keep the best weights; True when patience runs out."""
-    result = evaluate(model, val, cfg.split.seq_len, cfg.train.eval_chars)
+    run_dir: Path, cfg: RunConfig, model: CharRNN, val: tuple[torch.Tensor, torch.Tensor], progress: Progress,
+    lr: float, steps_per_epoch: int, reporter: Reporter, unigram: float,
+) -> str | None:
+    """Evaluate on val, log a metrics line, keep the best weights; the status that ends the run, if any
+    (early_stopped when patience runs out, stalled or diverged by the rules of ``rnnlens.health``)."""
+    result = evaluate_tensors(model, val[0], val[1], cfg.split.seq_len, cfg.train.eval_chars)
     train_loss = progress.loss_sum / progress.loss_count if progress.loss_count else float("nan")
     line = {
         "step": progress.step,
@@ -258,7 +278,14 @@ def _validate(
         f"step {progress.step}: val loss {result.loss_nats:.4f} nats/char"
         + (" (best)" if improved else f" (best {progress.best_val:.4f} at step {progress.best_step})")
     )
-    return bool(cfg.train.patience) and progress.bad_evals >= cfg.train.patience
+    t = cfg.train
+    verdict = health.check(progress.step, result.loss_nats, progress.best_val, unigram, cfg.model.vocab_size,
+                           t.stall_after, t.stall_margin)
+    if verdict:
+        progress.health = verdict.message
+        reporter.note(verdict.message)
+        return verdict.status
+    return "early_stopped" if t.patience and progress.bad_evals >= t.patience else None
 
 
 def _json_line(obj: dict) -> str:
@@ -274,8 +301,13 @@ def _truncate_metrics(path: Path, offset: int) -> None:
             fh.truncate(offset)
 
 
+def _finite(model: CharRNN) -> bool:
+    """Whether every weight is finite (one synchronisation on CUDA)."""
+    return bool(torch.stack([p.detach().abs().max() for p in model.parameters()]).isfinite().all())
+
+
 def _save_state(run_dir: Path, cfg: RunConfig, model: CharRNN, optimizer: torch.optim.Optimizer, hidden, progress: Progress) -> None:
-    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+    if not _finite(model):
         raise RnnlensError(
             f"training diverged by step {progress.step}: the weights are no longer finite; the last good "
             f"checkpoint (step {_saved_step(run_dir)}) is kept; lower --lr and start a new run"
@@ -314,7 +346,8 @@ def _restore(path: Path, model: CharRNN, optimizer: torch.optim.Optimizer, progr
         for k, v in meta["progress"].items():
             setattr(progress, k, v)
         torch.set_rng_state(tensors["rng.cpu"])
-        cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+        cuda_keys = sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
+        cuda_states = [tensors[k] for k in cuda_keys]  # in device order (rng.cuda.10 after rng.cuda.9)
         if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda_states)
         hidden = tuple(tensors[f"hidden.{i}"].to(device) for i in range(2 if model.config.cell == "lstm" else 1))
@@ -339,17 +372,23 @@ def _save_snapshot(run_dir: Path, cfg: RunConfig, model: CharRNN, step: int) -> 
 def _finish(run_dir: Path, cfg: RunConfig, splits: dict[str, Split], device: torch.device, progress: Progress,
             total_steps: int, steps_per_epoch: int) -> dict:
     """Test the best weights and write summary.json."""
+    from .model import param_count
     from .run import load_model
 
-    model, _, meta = load_model(run_dir, "best", device)
     test = splits["test"]
-    test_result = evaluate(model, test, cfg.split.seq_len) if test.num_chars else None
+    test_result = None
+    if (run_dir / BEST).is_file():  # a run that diverged at its first validation has no best weights
+        model, _, meta = load_model(run_dir, "best", device)
+        test_result = evaluate(model, test, cfg.split.seq_len) if test.num_chars else None
+    m = cfg.model
     summary = {
         "status": progress.status,
-        "params": model.num_parameters(),
+        "health": progress.health or None,
+        "params": param_count(m.cell, m.layers, m.hidden, m.vocab_size),
+        "precision": cfg.train.precision,
         "model": cfg.model.to_dict(),
         "dataset": cfg.source.label,
-        "best_val_loss": progress.best_val,
+        "best_val_loss": progress.best_val if math.isfinite(progress.best_val) else None,
         "best_step": progress.best_step,
         "test_loss_nats": test_result.loss_nats if test_result else None,
         "test_loss_bits": test_result.loss_bits if test_result else None,

@@ -10,6 +10,7 @@ from ..exceptions import RnnlensError
 from ..model import CELL_TYPES, ModelConfig, hidden_for_budget, param_count, parse_budget
 from ..recipe import TrainConfig
 from ..run import CONFIG, DataSource, RunConfig, load_config, sha256_hex
+from ..precision import CHOICES, resolve_precision
 from ..runtime import resolve_device
 from ..data.splits import SplitConfig, make_splits
 from ..data.text import TextConfig, Vocab, read_symbols
@@ -19,7 +20,8 @@ from .common import BarReporter, add_device_flag, add_json_flag, emit_json, say
 # Flags that define a run; on --resume they must be absent or equal to the saved config.
 RUN_FLAGS = ("dataset", "text", "unit", "newline", "layout", "fractions", "batch_size", "seq_len", "model", "layers",
              "params", "hidden", "dropout", "epochs", "max_steps", "lr", "alpha", "lr_decay", "lr_decay_after",
-             "clip", "init_range", "eval_every", "eval_chars", "patience", "checkpoint_every", "snapshot_every", "seed")
+             "clip", "init_range", "eval_every", "eval_chars", "patience", "checkpoint_every", "snapshot_every", "seed",
+             "precision", "stall_after", "stall_margin")
 
 
 def add_data_flags(p: argparse.ArgumentParser) -> None:
@@ -49,7 +51,6 @@ def add_parser(subparsers) -> None:
         "(2015): RMSProp lr 2e-3 alpha 0.95, batch 100, unroll 100 with the state carried, element-wise "
         "clipping at 5, 50 epochs, lr x0.95 per epoch after epoch 10, uniform init +-0.08, best-on-validation "
         "weights kept. Ctrl-C saves; --resume continues bit-exactly.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_data_flags(p)
     m = p.add_argument_group("model")
@@ -77,6 +78,12 @@ def add_parser(subparsers) -> None:
     t.add_argument("--snapshot-every", type=int, help="keep the weights every N updates in RUN/snapshots "
                    "(for training dynamics; default: 0 = off)")
     t.add_argument("--seed", type=int, help="random seed (default: 0)")
+    t.add_argument("--precision", choices=CHOICES, help="fp32, bf16 (autocast of the forward pass; weights, optimizer, "
+                   "loss and the carried state stay fp32) or auto (bf16 where the GPU or CPU does it natively, else "
+                   "fp32); evaluation and analyses always run in fp32 (default: fp32)")
+    t.add_argument("--stall-after", type=int, help="from this update on, stop a run whose best validation loss is not "
+                   "--stall-margin below the unigram model's, as stalled; 0 = never (default: 500)")
+    t.add_argument("--stall-margin", type=float, help="nats a learning run must be below the unigram loss (default: 0.1)")
     r = p.add_argument_group("run")
     r.add_argument("--out", metavar="RUN", help="run directory (default: runs/<dataset>-<model>-<layers>l-<size>)")
     r.add_argument("--resume", action="store_true", help="continue the run in --out from its saved state")
@@ -98,8 +105,9 @@ def parse_fractions(text: str | None, dataset: str | None) -> tuple[float, float
     return parts  # type: ignore[return-value]
 
 
-def build_config(args: argparse.Namespace) -> tuple[RunConfig, dict]:
-    """A new run's config from the flags, and its splits (read once here, handed to the trainer)."""
+def build_config(args: argparse.Namespace, device=None) -> tuple[RunConfig, dict]:
+    """A new run's config from the flags, and its splits (read once here, handed to the trainer); ``--precision
+    auto`` is resolved for ``device`` (the config records the precision chosen)."""
     dataset = args.dataset if args.dataset or args.text else "pystdlib"
     if args.text:
         path = Path(args.text).expanduser().resolve()
@@ -124,7 +132,9 @@ def build_config(args: argparse.Namespace) -> tuple[RunConfig, dict]:
     model_cfg = ModelConfig(cell=cell, layers=layers, hidden=hidden, vocab_size=len(vocab), dropout=args.dropout or 0.0)
     overrides = {k: getattr(args, k) for k in ("epochs", "max_steps", "lr", "alpha", "lr_decay", "lr_decay_after",
                  "clip", "init_range", "eval_every", "eval_chars", "patience", "checkpoint_every", "snapshot_every",
-                 "seed") if getattr(args, k) is not None}
+                 "seed", "stall_after", "stall_margin") if getattr(args, k, None) is not None}
+    if getattr(args, "precision", None):
+        overrides["precision"] = resolve_precision(args.precision, device if device is not None else "cpu")
     cfg = RunConfig(source=source, text=text_cfg, split=split_cfg, model=model_cfg, train=TrainConfig(**overrides),
                     vocab=vocab, budget=budget)
     return cfg, splits
@@ -150,24 +160,28 @@ def run(args: argparse.Namespace) -> int:
                                "with another --out)")
         cfg, splits = load_config(out), None
     else:
-        cfg, splits = build_config(args)
+        cfg, splits = build_config(args, device)
         out = Path(args.out) if args.out else default_out(cfg, args)
         init_run(out, cfg)
     if not args.json:
         m = cfg.model
         say(f"run {out}: {m.layers}-layer {m.cell}, hidden {m.hidden}, "
             f"{param_count(m.cell, m.layers, m.hidden, m.vocab_size):,} parameters, K={m.vocab_size}, "
-            f"{cfg.source.label}, device {device}")
+            f"{cfg.source.label}, device {device}, {cfg.train.precision}")
     outcome = train(out, device, BarReporter(enabled=not args.quiet), data_dir=args.data_dir, splits=splits)
     result = {"run": str(out), "status": outcome.status, "step": outcome.step, **(outcome.summary or {})}
     if outcome.status == "interrupted":
         say(f"interrupted at step {outcome.step}; the state is saved. Continue with: "
             f"rnnlens train --resume --out {out}")
+    if outcome.summary and outcome.status in ("stalled", "diverged"):
+        say(f"rnnlens: warning: {outcome.summary.get('health')}; its weights are kept but are not a result")
     if args.json:
         emit_json(result)
-    elif outcome.summary:
+    elif outcome.summary and outcome.status not in ("stalled", "diverged"):
         s = outcome.summary
         test = f"{s['test_loss_nats']:.4f} nats/char ({s['test_loss_bits']:.4f} bits)" if s["test_loss_nats"] else "n/a"
         print(f"{outcome.status}: best val {s['best_val_loss']:.4f} nats/char at step {s['best_step']}; test {test}; "
             f"{s['chars_per_s']:,.0f} chars/s")
+    if outcome.status in ("stalled", "diverged"):
+        return 3
     return 130 if outcome.status == "interrupted" else 0
