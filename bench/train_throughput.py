@@ -25,6 +25,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import subprocess
@@ -39,7 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnlens.data.corpora import pystdlib_bytes
+from rnnlens.data.corpora import load_corpus_bytes
+from rnnlens.exceptions import RnnlensError
 from rnnlens.fsutil import atomic_write_json
 from rnnlens.model import ModelConfig, hidden_for_budget, param_count, parse_budget
 from rnnlens.recipe import TrainConfig
@@ -49,7 +51,6 @@ from rnnlens.data.splits import Split, SplitConfig, make_splits
 from rnnlens.data.text import TextConfig, Vocab, read_symbols
 from rnnlens.train import init_run, train
 
-WARPEACE = Path("/work/shared/data/warpeace_input.txt")
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bench" / "results" / "train_throughput.json"
 
@@ -79,19 +80,19 @@ class BenchData:
     splits: dict[str, Split]
 
 
-def load_data(max_bytes: int, batch: int, seq_len: int) -> BenchData:
-    """The first ``max_bytes`` of War and Peace (vocabulary of the whole book, K=87), else pystdlib.
+def load_data(max_bytes: int, batch: int, seq_len: int, corpus: str = "warpeace", data_dir: str | None = None) -> BenchData:
+    """The first ``max_bytes`` of a named corpus (vocabulary of the whole corpus: K=87 for War and Peace), read
+    from the data directory as every rnnlens command does (``data_dir``, else $RNNLENS_DATA, else the cache).
 
     Validation and test are cut to one B x S block each, so the validation at the last step and the test
     run that ``train`` does at the end cost little (they are outside the timed steps anyway).
     """
     text_cfg = TextConfig(unit="byte", newline="keep")
-    if WARPEACE.is_file():
-        full = WARPEACE.read_bytes()
-        raw, label = full[:max_bytes], f"warpeace[:{max_bytes}]"
-    else:
-        full = raw = pystdlib_bytes(max_bytes)
-        label = f"pystdlib[:{max_bytes}]"
+    try:
+        full = load_corpus_bytes(corpus, data_dir)
+    except RnnlensError as exc:
+        raise SystemExit(f"train_throughput: {exc}") from None
+    raw, label = full[:max_bytes], f"{corpus}[:{max_bytes}]"
     vocab = Vocab.build(read_symbols(full, text_cfg), text_cfg.unit)
     split_cfg = SplitConfig(layout="interleaved", fractions=(0.96, 0.02, 0.02), batch_size=batch, seq_len=seq_len)
     splits = make_splits(vocab.encode(read_symbols(raw, text_cfg)), split_cfg)
@@ -269,6 +270,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=100, help="B")
     p.add_argument("--seq-len", type=int, default=100, help="S")
     p.add_argument("--text-bytes", type=int, default=2_000_000, help="bytes of the corpus to train on")
+    p.add_argument("--corpus", default="warpeace", help="named corpus: warpeace, linux or pystdlib (built in)")
+    p.add_argument("--data-dir", default=None, help="folder holding the corpora (default: $RNNLENS_DATA, else "
+                   "~/.cache/rnnlens/data)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="JSON result file")
     return p.parse_args(argv)
 
@@ -284,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
                          "--repeats >= 1 and --warmup, --steps, --threads >= 0")
     if args.threads:
         torch.set_num_threads(args.threads)
-    data = load_data(args.text_bytes, args.batch_size, args.seq_len)
+    data = load_data(args.text_bytes, args.batch_size, args.seq_len, args.corpus, args.data_dir)
+    load_before = os.getloadavg()
     per_epoch = data.splits["train"].num_blocks(args.seq_len)
     results = {}
     print(f"{data.label}, K={len(data.vocab)}, B={args.batch_size}, S={args.seq_len}, device {device}, "
@@ -304,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(device), "device": str(device), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "data": data.label, "batch_size": args.batch_size,
         "seq_len": args.seq_len, "repeats": args.repeats, "goal_ratio": 0.95, "models": results,
+        "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
     }
     atomic_write_json(args.out, report)
     print(f"wrote {args.out}")

@@ -227,3 +227,21 @@ def test_trains_on_cuda(tmp_path, text):
     tiny = [a if a != "cpu" else "cuda" for a in TINY]
     assert main(["train", "--text", str(text), *tiny, "--max-steps", "50", "--out", str(out)]) == 0
     assert json.loads((out / "summary.json").read_text())["device"].startswith("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_resume_without_dropout_is_bit_identical(tmp_path, text):
+    tiny = [a if a != "cpu" else "cuda" for a in TINY]
+    tiny[tiny.index("--dropout") + 1] = "0"
+    base = ["train", "--text", str(text), *tiny, "--max-steps", "60"]
+    assert main([*base, "--out", str(tmp_path / "ref")]) == 0
+    from rnnlens.cli import build_parser
+    from rnnlens.commands.train import build_config
+
+    cfg, splits = build_config(build_parser().parse_args([*base, "--out", str(tmp_path / "cut")]), torch.device("cuda"))
+    init_run(tmp_path / "cut", cfg)
+    stops = iter([False] * 24 + [True])
+    assert train(tmp_path / "cut", "cuda", splits=splits, should_stop=lambda: next(stops)).status == "interrupted"
+    assert main(["train", "--resume", "--out", str(tmp_path / "cut"), "--quiet", "--device", "cuda"]) == 0
+    assert_bit_identical(tmp_path / "cut" / "best.safetensors", tmp_path / "ref" / "best.safetensors")
+    assert_bit_identical(tmp_path / "cut" / "state.safetensors", tmp_path / "ref" / "state.safetensors")

@@ -143,6 +143,11 @@ def train(
     steps_per_epoch = train_split.num_blocks(seq_len)
     total_steps = t.total_steps(steps_per_epoch)
 
+    if device.type == "cuda":
+        # deterministic cuDNN kernels: a resumed CUDA run without dropout repeats the uninterrupted one exactly;
+        # with dropout it does not (cuDNN keeps its dropout state outside torch's RNG; see the README)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
     torch.manual_seed(t.seed)
     model = CharRNN(cfg.model)
     model.reset_parameters(t.init_range)
