@@ -111,8 +111,12 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
-        if d.get("format") != FORMAT:
-            raise RnnlensError(f"config.json is not an rnnlens run config (format {d.get('format')!r})")
+        fmt = d.get("format")
+        if isinstance(fmt, str) and fmt.startswith("rnnlens-run-v") and fmt != FORMAT:
+            raise RnnlensError(f"config.json has format {fmt!r}, made by rnnlens {d.get('rnnlens_version', '(newer)')}; "
+                               f"this rnnlens {__version__} reads {FORMAT!r}: upgrade rnnlens to use this run")
+        if fmt != FORMAT:
+            raise RnnlensError(f"config.json is not an rnnlens run config (format {fmt!r})")
         try:
             return cls(
                 source=DataSource.from_dict(d["source"]),

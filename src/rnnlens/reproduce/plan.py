@@ -4,10 +4,13 @@ A *stage* is one unit of work with a stable id (``train/warpeace/lstm-2l-130k-d0
 function of :mod:`.stages` runs it), its parameters, the ids it depends on, and a size and time estimate
 for ``--dry-run``. The plan is a topologically ordered list of stages; :mod:`.executor` runs it.
 
-Stage kinds, in dependency order per corpus: ``data`` (the text, sliced for the smoke preset) -> ``train``
-(one run of the Table 1 grid per type x depth x budget x dropout) -> ``select`` (per type x depth x budget
-the dropout with the best validation loss: Table 1) -> analyses of the selected models (``gates``,
-``cells``, ``modelmap``, ``compare``, ``errors``); ``baselines`` (Table 2) needs only the data.
+Stage kinds, in dependency order per corpus: ``data`` (the text, sliced for the smoke preset) -> ``pilot``
+(only in presets with ``lr_pilot``: per type x depth x budget, the learning rate chosen on validation after a
+short pilot run of each candidate) -> ``train`` (one run of the Table 1 grid per type x depth x budget x
+dropout, or the preset's explicit ``runs``) -> ``select`` (per type x depth x budget the dropout with the best
+validation loss: Table 1) -> analyses of the selected models (``gates``, ``cells``, ``modelmap``, ``compare``,
+``errors``) and the ``census`` of interpretable cells over every trained model; ``baselines`` (Table 2) needs
+only the data.
 """
 
 from __future__ import annotations
@@ -27,6 +30,20 @@ from ..model import CELL_TYPES, hidden_for_budget, param_count, parse_budget
 # a busy machine. The GPU figure is a guess.
 CPU_FLOPS = 2.0e10
 GPU_FLOPS = 5.0e11
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One model of a preset that lists its runs instead of a grid (the ``cpu-paper`` preset)."""
+
+    dataset: str
+    cell: str
+    layers: int
+    budget: str
+    dropouts: tuple[float, ...] = (0.0,)
+    epochs: float = 0.0               # 0: the preset's
+    pilot_from: str = ""              # take the learning rate of this dataset's pilot ("": its own)
+    role: str = "headline"            # headline | scaling (the small model of the errors comparison)
 
 
 @dataclass(frozen=True)
@@ -52,12 +69,23 @@ class Preset:
     analysis_chars: int = 100_000       # test characters used by the gates, cells and model-map stages
     analyses: tuple[str, ...] = ("gates", "cells", "modelmap", "compare", "errors")
     seed: int = 0
+    runs: tuple[RunSpec, ...] = ()      # explicit models instead of the cells x depths x budgets grid
+    lr: float = 2e-3                    # the paper's; replaced per model by the pilot's choice when lr_pilot is set
+    lr_pilot: tuple[float, ...] = ()    # candidate learning rates, each trained pilot_steps updates
+    pilot_steps: int = 0                # 0: one epoch
+    pilot_eval_chars: int = 100_000     # validation characters that decide the pilot
+    patience: int = 0                   # early stopping (validations without improvement; 0: never)
+    precision: str = "fp32"
+    census: bool = False                # the census of interpretable cells over every trained model
 
     def fingerprint(self) -> str:
         """A hash of every setting that changes results (the name and the description do not)."""
         d = asdict(self)
         for k in ("name", "about", "datasets"):
             d.pop(k)
+        for k, default in _LATER_FIELDS.items():  # fields added later leave older presets' fingerprints as they were
+            if d[k] == default:
+                d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -84,8 +112,23 @@ PRESETS: dict[str, Preset] = {
         "dropout tuned over 0, 0.25, 0.5; the full Table 2; meant for GPUs", ("warpeace", "linux"), 0, CELL_TYPES,
         (1, 2, 3), ("50k", "130k", "400k", "1.3m"), (0.0, 0.25, 0.5), snapshot_every=1000, baseline="paper",
         analysis_chars=330_000),
+    "cpu-paper": Preset(
+        "cpu-paper", "the paper's headline models at the 1.3M budget on these CPUs: War and Peace LSTM, GRU and RNN "
+        "(2 layers, dropout 0 or 0.3 chosen on validation, up to 30 epochs with early stopping), a 50K LSTM for the "
+        "scaling comparison, a Linux Kernel LSTM (dropout 0.25, up to 20 epochs); the learning rate of each type "
+        "chosen on validation after a one-epoch pilot among 2e-3, 1e-3, 5e-4, 2.5e-4 (halved further while the "
+        "smallest wins); Table 2 (cpu preset), every analysis on the full test splits and the census of cells; "
+        "days of CPU time on 2 cores (hours on a GPU)", ("warpeace", "linux"), 0, ("lstm", "gru", "rnn"), (2,),
+        ("1.3m",), (0.0, 0.3), epochs=30, eval_every=1000, snapshot_every=65, baseline="cpu", analysis_chars=330_000,
+        runs=(RunSpec("warpeace", "lstm", 2, "1.3m", (0.0, 0.3)), RunSpec("warpeace", "gru", 2, "1.3m", (0.0, 0.3)),
+              RunSpec("warpeace", "rnn", 2, "1.3m", (0.0, 0.3)),
+              RunSpec("warpeace", "lstm", 2, "50k", (0.0,), role="scaling"),
+              RunSpec("linux", "lstm", 2, "1.3m", (0.25,), epochs=20, pilot_from="warpeace")),
+        lr_pilot=(2e-3, 1e-3, 5e-4, 2.5e-4), patience=4, precision="auto", census=True),
 }
 DATASETS = ("warpeace", "linux", "pystdlib")
+_LATER_FIELDS = {"runs": [], "lr": 2e-3, "lr_pilot": [], "pilot_steps": 0, "pilot_eval_chars": 100_000, "patience": 0,
+                 "precision": "fp32", "census": False}
 
 
 def get_preset(name: str) -> Preset:
@@ -149,10 +192,10 @@ def run_name(cell: str, layers: int, budget: str, dropout: float) -> str:
     return f"{cell}-{layers}l-{budget}-d{dropout:g}"
 
 
-def _train_chars(preset: Preset, info: CorpusInfo) -> int:
+def _train_chars(preset: Preset, info: CorpusInfo, epochs: float | None = None) -> int:
     """Characters one grid run trains on: epochs x train split, capped by max_steps."""
     block = preset.batch_size * preset.seq_len
-    steps = int(preset.epochs * (info.size * info.fractions[0]) // block)
+    steps = int((epochs or preset.epochs) * (info.size * info.fractions[0]) // block)
     if preset.max_steps:
         steps = min(steps, preset.max_steps)
     return max(steps, 1) * block
@@ -162,29 +205,58 @@ def _estimate(params: int, chars: int, flops: float) -> float:
     return 6.0 * params * chars / flops
 
 
+def _grid(preset: Preset, dataset: str) -> list[RunSpec]:
+    """The models of ``preset`` on ``dataset``: its explicit runs there, or the whole grid."""
+    if preset.runs:
+        return [r for r in preset.runs if r.dataset == dataset]
+    return [RunSpec(dataset, cell, layers, budget, preset.dropouts if layers > 1 else (0.0,))
+            for cell in preset.cells for layers in preset.depths for budget in preset.budgets]
+
+
+def pilot_id(dataset: str, cell: str, layers: int, budget: str) -> str:
+    return f"pilot/{dataset}/{cell}-{layers}l-{budget}"
+
+
 def build_plan(preset: Preset, infos: list[CorpusInfo], gpu: bool = False) -> list[Stage]:
     """Every stage of the reproduction for these corpora, each after the stages it depends on."""
     flops = GPU_FLOPS if gpu else CPU_FLOPS
     stages: list[Stage] = []
+    pilots: set[str] = set()
     for info in infos:
         ds = info.name
         data_id = f"data/{ds}"
         stages.append(Stage(data_id, "data", ds, {"slice_bytes": preset.slice_bytes}, est_seconds=1.0,
                             size=f"{info.size:,} bytes, K={info.vocab_size}"))
         train_ids: list[str] = []
-        chars = _train_chars(preset, info)
-        for cell in preset.cells:
-            for layers in preset.depths:
-                for budget in preset.budgets:
-                    hidden = hidden_for_budget(cell, layers, parse_budget(budget, info.vocab_size), info.vocab_size)
-                    n = param_count(cell, layers, hidden, info.vocab_size)
-                    for dropout in (preset.dropouts if layers > 1 else (0.0,)):
-                        sid = f"train/{ds}/{run_name(cell, layers, budget, dropout)}"
-                        train_ids.append(sid)
-                        stages.append(Stage(sid, "train", ds, {"cell": cell, "layers": layers, "budget": budget,
-                                            "hidden": hidden, "dropout": dropout}, deps=(data_id,),
-                                            est_seconds=_estimate(n, chars, flops) + 2.0,
-                                            size=f"hidden {hidden}, {chars:,} train chars", param_count=n))
+        for spec in _grid(preset, ds):
+            epochs = spec.epochs or preset.epochs
+            chars = _train_chars(preset, info, epochs)
+            hidden = hidden_for_budget(spec.cell, spec.layers, parse_budget(spec.budget, info.vocab_size), info.vocab_size)
+            n = param_count(spec.cell, spec.layers, hidden, info.vocab_size)
+            deps: tuple[str, ...] = (data_id,)
+            if preset.lr_pilot:
+                pid = pilot_id(spec.pilot_from or ds, spec.cell, spec.layers, spec.budget)
+                if pid not in pilots:
+                    if spec.pilot_from and spec.pilot_from != ds:
+                        raise RnnlensError(f"{pid} must be planned before the runs that take its learning rate; "
+                                           f"list {spec.pilot_from} first")
+                    pilots.add(pid)
+                    steps = _pilot_steps(preset, info)
+                    stages.append(Stage(pid, "pilot", ds, {"cell": spec.cell, "layers": spec.layers,
+                                        "budget": spec.budget, "hidden": hidden, "lrs": list(preset.lr_pilot),
+                                        "steps": steps}, deps=(data_id,),
+                                        est_seconds=len(preset.lr_pilot) * _estimate(n, steps * preset.batch_size
+                                                                                     * preset.seq_len, flops),
+                                        size=f"{len(preset.lr_pilot)} learning rates x {steps} updates", param_count=n))
+                deps = deps + (pid,)
+            for dropout in spec.dropouts:
+                sid = f"train/{ds}/{run_name(spec.cell, spec.layers, spec.budget, dropout)}"
+                train_ids.append(sid)
+                stages.append(Stage(sid, "train", ds, {"cell": spec.cell, "layers": spec.layers, "budget": spec.budget,
+                                    "hidden": hidden, "dropout": dropout, "epochs": epochs, "role": spec.role,
+                                    **({"pilot": deps[-1]} if preset.lr_pilot else {})}, deps=deps,
+                                    est_seconds=_estimate(n, chars, flops) + 2.0,
+                                    size=f"hidden {hidden}, {chars:,} train chars", param_count=n))
         select_id = f"select/{ds}"
         stages.append(Stage(select_id, "select", ds, soft_deps=tuple(train_ids), est_seconds=0.5,
                             size=f"{len(train_ids)} runs"))
@@ -193,7 +265,17 @@ def build_plan(preset: Preset, infos: list[CorpusInfo], gpu: bool = False) -> li
         for kind in preset.analyses:
             stages.append(Stage(f"{kind}/{ds}", kind, ds, {"chars": preset.analysis_chars}, deps=(select_id,),
                                 est_seconds=_analysis_estimate(kind, preset, info), size=f"{preset.analysis_chars:,} chars"))
+        if preset.census:
+            stages.append(Stage(f"census/{ds}", "census", ds, {"chars": preset.analysis_chars}, deps=(select_id,),
+                                soft_deps=tuple(train_ids), est_seconds=len(train_ids) * _analysis_estimate("cells", preset, info),
+                                size=f"{len(train_ids)} models x {preset.analysis_chars:,} chars"))
     return stages
+
+
+def _pilot_steps(preset: Preset, info: CorpusInfo) -> int:
+    if preset.pilot_steps:
+        return preset.pilot_steps
+    return max(1, int(info.size * info.fractions[0]) // (preset.batch_size * preset.seq_len))
 
 
 def _baseline_estimate(preset: Preset, info: CorpusInfo) -> float:

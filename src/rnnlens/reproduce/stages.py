@@ -86,26 +86,47 @@ def _source_args(ctx: Context, dataset: str) -> dict[str, Any]:
     return {"dataset": dataset, "text": None, "fractions": fractions}
 
 
-def run_train(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
-    """One grid model, trained with the preset's recipe; resumes a run killed before it ended."""
+def new_run(ctx: Context, dataset: str, run_dir: Path, cell: str, layers: int, budget: str, dropout: float,
+            **recipe: Any) -> dict | None:
+    """Create ``run_dir`` with the config of one model of this reproduction (the preset's recipe, ``recipe``
+    overriding it) unless its config.json is already there; returns the splits to hand to ``train`` (or None)."""
     from ..commands.train import build_config
-    from ..train import init_run, train
+    from ..train import init_run
+
+    if (run_dir / CONFIG).is_file():
+        return None
+    # killed before its config.json was in place: at most a stray temp file is there; start the run afresh
+    shutil.rmtree(run_dir, ignore_errors=True)
+    pr = ctx.preset
+    settings = dict(epochs=pr.epochs, max_steps=pr.max_steps, lr=pr.lr if pr.lr != 2e-3 else None,
+                    eval_every=pr.eval_every, eval_chars=pr.eval_chars, patience=pr.patience or None,
+                    snapshot_every=pr.snapshot_every or None, seed=pr.seed, precision=pr.precision)
+    settings.update(recipe)
+    args = argparse.Namespace(
+        **_source_args(ctx, dataset), data_dir=ctx.data_dir, unit="byte", newline="keep", layout="interleaved",
+        batch_size=pr.batch_size, seq_len=pr.seq_len, model=cell, layers=layers, params=budget, hidden=None,
+        dropout=dropout, alpha=None, lr_decay=None, lr_decay_after=None, clip=None, init_range=None,
+        checkpoint_every=None, stall_after=None, stall_margin=None, **settings)
+    cfg, splits = build_config(args, resolve_device(ctx.device))
+    init_run(run_dir, cfg)
+    return splits
+
+
+def run_train(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
+    """One grid model, trained with the preset's recipe (and its pilot's learning rate); resumes a run killed
+    before it ended. A run that stalls or diverges is recorded with that status and left out of Table 1."""
+    from ..train import train
 
     p, pr = stage.params, ctx.preset
     run_dir = out / Path(stage.id).name  # named after the model: analyses label runs by folder name
-    splits = None
-    if not (run_dir / CONFIG).is_file():
-        # killed before its config.json was in place: at most a stray temp file is there; start the run afresh
-        shutil.rmtree(run_dir, ignore_errors=True)
-        args = argparse.Namespace(
-            **_source_args(ctx, stage.dataset), data_dir=ctx.data_dir, unit="byte", newline="keep",
-            layout="interleaved", batch_size=pr.batch_size, seq_len=pr.seq_len, model=p["cell"], layers=p["layers"],
-            params=p["budget"], hidden=None, dropout=p["dropout"], epochs=pr.epochs, max_steps=pr.max_steps,
-            lr=None, alpha=None, lr_decay=None, lr_decay_after=None, clip=None, init_range=None,
-            eval_every=pr.eval_every, eval_chars=pr.eval_chars, patience=None, checkpoint_every=None,
-            snapshot_every=pr.snapshot_every or None, seed=pr.seed)
-        cfg, splits = build_config(args)
-        init_run(run_dir, cfg)
+    recipe: dict[str, Any] = {"epochs": p.get("epochs") or pr.epochs}
+    if "pilot" in p:
+        pilot = read_result(ctx.root, p["pilot"])
+        if pilot is None or pilot.get("lr") is None:
+            raise RnnlensError(f"{p['pilot']} chose no learning rate (every candidate stalled or diverged); "
+                               "see its stage.json")
+        recipe["lr"] = pilot["lr"]
+    splits = new_run(ctx, stage.dataset, run_dir, p["cell"], p["layers"], p["budget"], p["dropout"], **recipe)
     outcome = train(run_dir, resolve_device(ctx.device), data_dir=ctx.data_dir, splits=splits)
     if outcome.status == "interrupted":  # Ctrl-C or SIGTERM: the state is saved; stop the whole reproduction
         raise KeyboardInterrupt
@@ -115,15 +136,22 @@ def run_train(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
     return {"run": rel(ctx, run_dir), **{k: stage.params[k] for k in ("cell", "layers", "budget", "dropout")},
             "hidden": s["model"]["hidden"], "params": s["params"], "best_val_loss": s["best_val_loss"],
             "test_loss_nats": s["test_loss_nats"], "steps": s["steps"], "epochs": s["epochs"],
-            "train_wall_s": s["wall_s"], "chars_per_s": s["chars_per_s"], "device": s["device"]}
+            "train_wall_s": s["wall_s"], "chars_per_s": s["chars_per_s"], "device": s["device"],
+            "status": s.get("status", "complete"), "health": s.get("health"), "lr": s.get("lr", recipe.get("lr", pr.lr)),
+            "precision": s.get("precision", "fp32"), "role": p.get("role", "headline")}
 
 
 def run_select(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
     """Table 1: per type x depth x budget, the dropout with the lowest validation loss, and its test loss."""
-    done, failed = [], []
+    done, failed, unhealthy = [], [], []
     for sid in stage.soft_deps:
         rec = read_result(ctx.root, sid)
-        (done.append(rec) if rec else failed.append(sid))
+        if rec and rec.get("status") in ("stalled", "diverged"):
+            unhealthy.append({"stage": sid, "status": rec["status"], "health": rec.get("health")})
+        elif rec:
+            done.append(rec)
+        else:
+            failed.append(sid)
     best: dict[tuple, dict] = {}
     for rec in done:
         key = (rec["cell"], rec["layers"], rec["budget"])
@@ -131,9 +159,9 @@ def run_select(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
             best[key] = rec
     rows = [dict(best[k], tried_dropouts=sorted(r["dropout"] for r in done
                                                  if (r["cell"], r["layers"], r["budget"]) == k)) for k in best]
-    atomic_write_json(out / "table1.json", {"rows": rows, "failed": failed})
+    atomic_write_json(out / "table1.json", {"rows": rows, "failed": failed, "unhealthy": unhealthy})
     winner = min(rows, key=lambda r: r["best_val_loss"]) if rows else None
-    return {"rows": rows, "failed": failed, "best": winner}
+    return {"rows": rows, "failed": failed, "unhealthy": unhealthy, "best": winner}
 
 
 def _selected(ctx: Context, dataset: str) -> list[dict]:
@@ -251,10 +279,12 @@ def _lstm_rows(ctx: Context, dataset: str) -> tuple[dict, list[dict]]:
     budget the best on validation first (so ``others[0]`` is the best LSTM of the smallest budget: the
     paper's 50K LSTM of the scaling comparison)."""
     rows = _selected(ctx, dataset)
-    best = _best_of(rows, "lstm") or min(rows, key=lambda r: r["best_val_loss"])
-    order = {b: i for i, b in enumerate(ctx.preset.budgets)}
+    headline = [r for r in rows if r.get("role", "headline") == "headline"] or rows
+    best = _best_of(headline, "lstm") or min(headline, key=lambda r: r["best_val_loss"])
+    from ..model import parse_budget
+
     others = sorted((r for r in rows if r["cell"] == "lstm" and r is not best),
-                    key=lambda r: (order.get(r["budget"], len(order)), r["best_val_loss"]))
+                    key=lambda r: (parse_budget(r["budget"], 100), r["best_val_loss"]))  # budgets in size order
     return best, others
 
 
