@@ -342,3 +342,63 @@ def test_analyses_pick_the_paper_s_models(tmp_path):
     ctx = Context(str(tmp_path), PRESETS["cpu"])
     best, others = _lstm_rows(ctx, "x")
     assert best["run"] == "lstm-1-130k" and [r["run"] for r in others] == ["lstm-1-50k", "lstm-3-50k", "lstm-3-130k"]
+
+
+# ----- the cpu-paper preset: explicit runs, learning-rate pilots ----------------------------------------------
+def test_older_presets_keep_their_fingerprints():
+    """Fields added to Preset later must not invalidate existing reproduction folders."""
+    assert PRESETS["cpu"].fingerprint() == "0e513cc9931acabe"  # results/cpu-warpeace/plan.json
+    assert PRESETS["smoke"].fingerprint() == "f5fcc299e4b78c00"
+
+
+def test_cpu_paper_plan_pilots_each_type_once_and_trains_the_listed_runs():
+    from rnnlens.reproduce.plan import CorpusInfo
+
+    p = PRESETS["cpu-paper"]
+    stages = build_plan(p, [CorpusInfo("warpeace", 3_258_250, 87, (0.8, 0.1, 0.1)),
+                            CorpusInfo("linux", 6_206_996, 110, (0.9, 0.05, 0.05))])
+    check_order(stages)
+    pilots = [s for s in stages if s.kind == "pilot"]
+    assert [s.id for s in pilots] == ["pilot/warpeace/lstm-2l-1.3m", "pilot/warpeace/gru-2l-1.3m",
+                                      "pilot/warpeace/rnn-2l-1.3m", "pilot/warpeace/lstm-2l-50k"]
+    assert all(s.params["steps"] == 260 and s.params["lrs"] == [2e-3, 1e-3, 5e-4, 2.5e-4] for s in pilots)
+    train = {s.id: s for s in stages if s.kind == "train"}
+    assert set(train) == {f"train/warpeace/{c}-2l-1.3m-d{d}" for c in ("lstm", "gru", "rnn") for d in ("0", "0.3")} | {
+        "train/warpeace/lstm-2l-50k-d0", "train/linux/lstm-2l-1.3m-d0.25"}
+    lk = train["train/linux/lstm-2l-1.3m-d0.25"]
+    assert lk.params["pilot"] == "pilot/warpeace/lstm-2l-1.3m" and lk.params["epochs"] == 20
+    assert lk.deps == ("data/linux", "pilot/warpeace/lstm-2l-1.3m")
+    assert train["train/warpeace/lstm-2l-50k-d0"].params["role"] == "scaling"
+    assert {"census/warpeace", "census/linux"} <= {s.id for s in stages}
+
+
+def test_the_pilot_picks_the_lowest_healthy_validation_loss():
+    from rnnlens.reproduce.pilot import choose
+
+    trials = [{"lr": 2e-3, "status": "diverged", "val_loss": None}, {"lr": 1e-3, "status": "complete", "val_loss": 3.19},
+              {"lr": 5e-4, "status": "complete", "val_loss": 2.58}, {"lr": 2.5e-4, "status": "complete", "val_loss": 2.48},
+              {"lr": 1.25e-4, "status": "stalled", "val_loss": 1.0}]
+    assert choose(trials)["lr"] == 2.5e-4  # a stalled run never wins, however low its number
+    assert choose([{"lr": 1e-3, "status": "stalled", "val_loss": 3.0}]) is None
+
+
+def test_the_pilot_stage_extends_downwards_while_the_smallest_wins(tmp_path, monkeypatch):
+    """Real (tiny) pilot runs; the chosen rate feeds the train stage."""
+    from rnnlens.reproduce import pilot as pilot_mod
+    from rnnlens.reproduce.plan import Stage
+
+    preset = replace(PRESETS["smoke"], lr_pilot=(5.0, 1e-2), pilot_steps=30, pilot_eval_chars=500)
+    root = tmp_path / "repro"
+    ctx = stages_mod.Context(str(root), preset, "cpu", None, 1)
+    data = Stage("data/pystdlib", "data", "pystdlib")
+    stages_mod.stage_dir(root, data.id).mkdir(parents=True, exist_ok=True)
+    rec = stages_mod.run_data(data, ctx, stages_mod.stage_dir(root, data.id))
+    atomic_write_json(stages_mod.stage_dir(root, data.id) / "stage.json", {"result": rec})
+    stage = Stage("pilot/pystdlib/lstm-1l-8k", "pilot", "pystdlib", {"cell": "lstm", "layers": 1, "budget": "8k",
+                  "hidden": 0, "lrs": [5.0, 1e-2], "steps": 30})
+    result = pilot_mod.run_pilot(stage, ctx, stages_mod.stage_dir(root, stage.id))
+    trials = {t["lr"]: t for t in result["trials"]}
+    assert list(trials)[:3] == [5.0, 1e-2, 5e-3]  # the smallest (1e-2) beat the diverging 5.0: its half was tried
+    assert trials[5.0]["status"] == "diverged"
+    assert result["lr"] == pilot_mod.choose(result["trials"])["lr"] != 5.0
+    assert all((root / t["run"] / "metrics.jsonl").is_file() for t in result["trials"])

@@ -324,8 +324,14 @@ def run_errors_stage(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
             "runs": [{k: r[k] for k in ("cell", "layers", "budget", "params")} for r in [best] + others[:1]]}
 
 
+def _run_pilot(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
+    from .pilot import run_pilot
+
+    return run_pilot(stage, ctx, out)
+
+
 STAGE_FUNCTIONS: dict[str, Callable[[Stage, Context, Path], dict[str, Any]]] = {
-    "data": run_data, "train": run_train, "select": run_select, "baselines": run_baselines, "gates": run_gates,
+    "data": run_data, "pilot": _run_pilot, "train": run_train, "select": run_select, "baselines": run_baselines, "gates": run_gates,
     "cells": run_cells, "modelmap": run_modelmap, "compare": run_compare_stage, "errors": run_errors_stage,
 }
 
