@@ -95,9 +95,18 @@ def test_bf16_loss_follows_fp32_closely(tmp_path, text, capsys):
     assert abs(losses["fp32"] - losses["bf16"]) < 0.02 * losses["fp32"]
 
 
-def test_a_bf16_lstm_on_a_cpu_without_native_bf16_is_a_one_line_error(tmp_path, text, capsys):
+def test_a_bf16_lstm_on_a_cpu_without_native_bf16_is_a_one_line_error(tmp_path, text, capsys, monkeypatch):
     if precision.native_bf16("cpu")[0]:
-        pytest.skip("this CPU trains bf16 LSTMs natively (the error path needs one without AVX512-BF16/AMX)")
+        # this CPU trains bf16 LSTMs natively: play a CPU without AVX512-BF16/AMX, whose oneDNN refuses the LSTM
+        monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset())
+        fused = torch.nn.LSTM.forward
+
+        def refuse(self, *args, **kwargs):
+            if torch.is_autocast_enabled("cpu"):
+                raise RuntimeError("could not create a primitive descriptor for the LSTM forward propagation primitive")
+            return fused(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.nn.LSTM, "forward", refuse)
     out = tmp_path / "run"
     code = main(["train", "--text", str(text), *TINY, "--model", "lstm", "--max-steps", "3", "--precision", "bf16",
                  "--out", str(out)])
