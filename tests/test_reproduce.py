@@ -21,7 +21,7 @@ from rnnlens.model import CharRNN, ModelConfig, param_count
 from rnnlens.reproduce import stages as stages_mod
 from rnnlens.reproduce.executor import InlineBackend
 from rnnlens.reproduce.modelmap import agreement_matrix, argmax_predictions, classical_mds
-from rnnlens.reproduce.plan import PRESETS, build_plan, check_order, corpus_info, get_preset, parse_datasets
+from rnnlens.reproduce.plan import PRESETS, CorpusInfo, build_plan, check_order, corpus_info, get_preset, parse_datasets
 from rnnlens.reproduce.runner import make_plan, reproduce
 from rnnlens.data.splits import SplitConfig, make_splits
 
@@ -104,7 +104,7 @@ def test_smoke_end_to_end(smoke):
     for key in ("rnnlens_version", "git_commit", "machine", "device", "started", "wall_s_by_part"):
         assert pv[key], key
     assert set(pv["wall_s_by_part"]) == {"data", "train", "select", "baselines", "gates", "cells", "modelmap",
-                                         "compare", "errors"}
+                                         "compare", "errors", "census"}
     res = results["results"]["pystdlib"]
     # Table 1 = per type x depth x budget the dropout with the lowest validation loss (brute force from the runs)
     runs = [read_json(p) for p in smoke.glob("stages/train/pystdlib/*/*/summary.json")]
@@ -123,7 +123,21 @@ def test_smoke_end_to_end(smoke):
     assert len(res["errors"]["models"]) == 2 and res["errors"]["scaling"]  # best LSTM against the other one
     agree = np.array(res["modelmap"]["agreement"])
     assert agree.shape == (6, 6) and np.allclose(agree, agree.T) and np.allclose(np.diag(agree), 1)
+    # the census counts every trained model (each dropout), LSTM on tanh(c), GRU and RNN on h
+    census = res["census"]["rows"]
+    assert len(census) == 9 and {r["state"] for r in census if r["cell"] == "lstm"} == {"c"}
+    assert {r["state"] for r in census if r["cell"] != "lstm"} == {"h"}
+    for row in census:
+        name = f"{row['cell']}-{row['layers']}l-{row['budget']}-d{row['dropout']:g}"
+        report = read_json(smoke / "stages/census/pystdlib" / name / "report.json")
+        assert row["n_cells"] == row["layers"] * read_json(smoke / "stages/train/pystdlib" / name / name /
+                                                           "config.json")["model"]["hidden"]
+        for f in report["features"]:
+            if not f["skipped"]:
+                assert row["shares"][f["name"]] == f["interpretable"] / report["n_cells"]
+    assert (smoke / "stages/census/pystdlib/census.png").is_file()
     page = (smoke / "report.html").read_text()
+    assert "Census of interpretable cells" in page
     assert page.count("data:image/png;base64,") >= 10  # cells, gates, table 2, compare, errors, model map
     assert "http://" not in page and "https://" not in page and "<script" not in page
     order = [page.index("<h3>" + h) for h in ("Table 1", "Figure 2", "Figure 3", "Table 2", "Figures 4, 5",
@@ -345,10 +359,26 @@ def test_analyses_pick_the_paper_s_models(tmp_path):
 
 
 # ----- the cpu-paper preset: explicit runs, learning-rate pilots ----------------------------------------------
+QUICK_FINGERPRINT = "9015b7f5ff813eb4"
+
+
 def test_older_presets_keep_their_fingerprints():
-    """Fields added to Preset later must not invalidate existing reproduction folders."""
-    assert PRESETS["cpu"].fingerprint() == "0e513cc9931acabe"  # results/cpu-warpeace/plan.json
-    assert PRESETS["smoke"].fingerprint() == "f5fcc299e4b78c00"
+    """Fields added to Preset later must not invalidate existing reproduction folders (the cpu preset itself was
+    redesigned in issue 11: its old folders, fingerprint 0e513cc9931acabe, are refused with the usual message)."""
+    assert PRESETS["quick"].fingerprint() == QUICK_FINGERPRINT
+    assert PRESETS["cpu"].fingerprint() != "0e513cc9931acabe"
+
+
+def test_the_cpu_preset_trains_every_type_and_depth_without_dropout_and_counts_cells():
+    p = PRESETS["cpu"]
+    stages = build_plan(p, [CorpusInfo("warpeace", 3_258_250, 87, (0.8, 0.1, 0.1))])
+    train = [s for s in stages if s.kind == "train"]
+    assert len(train) == 18 and {s.params["dropout"] for s in train} == {0.0}
+    assert {(s.params["cell"], s.params["layers"], s.params["budget"]) for s in train} == {
+        (c, d, b) for c in ("rnn", "lstm", "gru") for d in (1, 2, 3) for b in ("50k", "130k")}
+    census = [s for s in stages if s.kind == "census"]
+    assert len(census) == 1 and set(census[0].soft_deps) == {s.id for s in train}
+    assert p.epochs == 15 and p.precision == "auto"
 
 
 def test_cpu_paper_plan_pilots_each_type_once_and_trains_the_listed_runs():

@@ -51,6 +51,17 @@ def census_markdown(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def census_html_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The census table as HTML (escaped), for the reproduction report."""
+    import html
+
+    lines = census_markdown(rows).splitlines()
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines if not line.startswith("|---")]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cells[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in cells[1:])
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
 def plot_census(rows: Sequence[dict[str, Any]], path: str | os.PathLike, title: str) -> Path:
     """A heat map: models (type x depth x budget x dropout) down, features across, colour = share of cells."""
     import matplotlib

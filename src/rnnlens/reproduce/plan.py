@@ -101,12 +101,14 @@ PRESETS: dict[str, Preset] = {
         "smoke", "every stage on tiny settings (the first 40 KB of each corpus, models of ~8K parameters, 1 and 2 "
         "layers, 400 updates each); checks the pipeline, not the paper's numbers", ("pystdlib",), 40_000, CELL_TYPES,
         (1, 2), ("8k",), (0.0, 0.25), batch_size=8, seq_len=32, epochs=3, max_steps=400, eval_every=100,
-        eval_chars=2000, snapshot_every=100, baseline="smoke", analysis_chars=4000),
+        eval_chars=2000, snapshot_every=100, baseline="smoke", analysis_chars=4000, census=True),
     "cpu": Preset(
-        "cpu", "the whole of each corpus, the two smallest budgets (50k, 130k) for every type and depth, dropout 0 "
-        "or 0.25, 5 epochs at the paper's batch 100 x unroll 100; Table 2 with rnnlens.baselines.table' cpu preset",
-        ("warpeace",), 0, CELL_TYPES, (1, 2, 3), ("50k", "130k"), (0.0, 0.25), epochs=5, eval_every=500,
-        eval_chars=100_000, snapshot_every=250, baseline="cpu", analysis_chars=100_000),
+        "cpu", "the whole of each corpus, the two smallest budgets (50k, 130k) for every type and depth (18 runs), "
+        "15 epochs at the paper's batch 100 x unroll 100 without dropout (in 15 epochs these small models do not "
+        "overfit), bf16 where the CPU has it natively; Table 2 with rnnlens.baselines.table' cpu preset; every "
+        "analysis and the census of cells", ("warpeace",), 0, CELL_TYPES, (1, 2, 3), ("50k", "130k"), (0.0,),
+        epochs=15, eval_every=500, eval_chars=100_000, snapshot_every=250, baseline="cpu", analysis_chars=100_000,
+        precision="auto", census=True),
     "paper": Preset(
         "paper", "the paper's full recipe: 3 types x 3 depths x 4 budgets, 50 epochs at batch 100 x unroll 100, "
         "dropout tuned over 0, 0.25, 0.5; the full Table 2; meant for GPUs", ("warpeace", "linux"), 0, CELL_TYPES,
@@ -206,12 +208,24 @@ def _train_chars(preset: Preset, info: CorpusInfo, epochs: float | None = None) 
 # a straight line through both, plus 30% for a busy machine.
 CPU_SECONDS_PER_CHAR = (2.94e-6, 1.183e-10)  # (fixed, per parameter)
 CPU_SLACK = 1.3
+# bf16 over fp32 on a CPU with AVX512-BF16, the smallest ratio of bench/precision.py (2026-12-03: 1.72-2.72 for the
+# LSTM and RNN at 130K and 1.3M; the 130K GRU gains only 1.24x, so a grid with GRUs is a little slower than this says)
+CPU_BF16_SPEEDUP = 1.7
 
 
-def _estimate(params: int, chars: int, flops: float) -> float:
+def _cpu_speedup(preset: Preset) -> float:
+    """How much faster than the fp32 calibration this preset trains on this machine's CPU."""
+    if preset.precision == "fp32":
+        return 1.0
+    from ..precision import native_bf16
+
+    return CPU_BF16_SPEEDUP if native_bf16("cpu")[0] else 1.0
+
+
+def _estimate(params: int, chars: int, flops: float, speedup: float = 1.0) -> float:
     if flops == CPU_FLOPS:
         fixed, per_param = CPU_SECONDS_PER_CHAR
-        return CPU_SLACK * chars * (fixed + per_param * params)
+        return CPU_SLACK * chars * (fixed + per_param * params) / speedup
     return 6.0 * params * chars / flops
 
 
@@ -230,6 +244,7 @@ def pilot_id(dataset: str, cell: str, layers: int, budget: str) -> str:
 def build_plan(preset: Preset, infos: list[CorpusInfo], gpu: bool = False) -> list[Stage]:
     """Every stage of the reproduction for these corpora, each after the stages it depends on."""
     flops = GPU_FLOPS if gpu else CPU_FLOPS
+    speedup = 1.0 if gpu else _cpu_speedup(preset)
     stages: list[Stage] = []
     pilots: set[str] = set()
     for info in infos:
@@ -256,7 +271,7 @@ def build_plan(preset: Preset, infos: list[CorpusInfo], gpu: bool = False) -> li
                                         "budget": spec.budget, "hidden": hidden, "lrs": list(preset.lr_pilot),
                                         "steps": steps}, deps=(data_id,),
                                         est_seconds=len(preset.lr_pilot) * _estimate(n, steps * preset.batch_size
-                                                                                     * preset.seq_len, flops),
+                                                                                     * preset.seq_len, flops, speedup),
                                         size=f"{len(preset.lr_pilot)} learning rates x {steps} updates", param_count=n))
                 deps = deps + (pid,)
             for dropout in spec.dropouts:
@@ -265,7 +280,7 @@ def build_plan(preset: Preset, infos: list[CorpusInfo], gpu: bool = False) -> li
                 stages.append(Stage(sid, "train", ds, {"cell": spec.cell, "layers": spec.layers, "budget": spec.budget,
                                     "hidden": hidden, "dropout": dropout, "epochs": epochs, "role": spec.role,
                                     **({"pilot": deps[-1]} if preset.lr_pilot else {})}, deps=deps,
-                                    est_seconds=_estimate(n, chars, flops) + 2.0,
+                                    est_seconds=_estimate(n, chars, flops, speedup) + 2.0,
                                     size=f"hidden {hidden}, {chars:,} train chars", param_count=n))
         select_id = f"select/{ds}"
         stages.append(Stage(select_id, "select", ds, soft_deps=tuple(train_ids), est_seconds=0.5,

@@ -231,6 +231,11 @@ def invocation_rows(pv: dict[str, Any]) -> list[list[str]]:
              str(i.get("workers", "-")), str(i.get("torch", "-"))] for i in pv.get("invocations", [])]
 
 
+CENSUS_NOTE = ("For every trained model, the share (%) of its cells (LSTM: tanh(c); GRU, RNN: h) that pass the "
+               "discovery thresholds (|r| >= 0.5 for a graded feature, AUC >= 0.9 for a binary one) on the test split, "
+               "per text feature; 'any memory feature' counts a cell once.")
+
+
 def markdown_lines(results: dict[str, Any]) -> list[str]:
     pv = results["provenance"]
     lines = [f"# rnnlens reproduction ({results['preset']} preset)", "",
@@ -262,6 +267,9 @@ def markdown_lines(results: dict[str, Any]) -> list[str]:
                                  str(r["mostly_right"])] for r in g["summary"]])
         lines += ["", "### Figures 4, 5: LSTM against the n-gram and n-NN", ""] + [f"- {x}" for x in compare_lines(res)]
         lines += ["", "### Figure 6: errors by oracles", ""] + [f"- {x}" for x in errors_lines(res, ds)]
+        if res.get("census"):
+            lines += ["", "### Census of interpretable cells (not in the paper)", "", CENSUS_NOTE, "",
+                      res["census"]["table"].rstrip()]
     lines += ["", "## Stages", ""]
     lines += _md_table(["stage", "status", "wall s"], [[k, v["status"] + (f": {v['error']}" if "error" in v else ""),
                                                        _f(v.get("wall_s"), 1)] for k, v in results["stages"].items()])
@@ -330,6 +338,12 @@ def render_html(results: dict[str, Any], root: Path) -> str:
             f"<li>{html.escape(x)}</li>" for x in errors_lines(res, ds)) + "</ul>")
         if res.get("errors"):
             parts.append(_img(root, res["errors"]["figure"], "error breakdown by oracles"))
+        if res.get("census"):
+            from ..cells.census import census_html_table
+
+            parts.append(f"<h3>Census of interpretable cells (not in the paper)</h3><p>{html.escape(CENSUS_NOTE)}</p>")
+            parts.append(census_html_table(res["census"]["rows"]))
+            parts.append(_img(root, res["census"]["figure"], "share of each model's cells over the thresholds"))
         mm = res.get("modelmap")
         parts.append("<h3>Supplementary: map of the models</h3>")
         if mm:

@@ -324,6 +324,32 @@ def run_errors_stage(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
             "runs": [{k: r[k] for k in ("cell", "layers", "budget", "params")} for r in [best] + others[:1]]}
 
 
+def run_census(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
+    """The census of interpretable cells: for every model the grid trained (healthy runs, every dropout), the
+    share of its cells that pass the discovery thresholds per feature (LSTM: tanh(c); GRU and RNN: h)."""
+    from ..cells.census import census_row, write_census
+
+    rows, skipped = [], []
+    for sid in stage.soft_deps:
+        rec = read_result(ctx.root, sid)
+        if not rec or rec.get("status") in ("stalled", "diverged"):
+            skipped.append({"stage": sid, "status": (rec or {}).get("status", "not finished")})
+            continue
+        where = out / Path(sid).name
+        common = ["--device", ctx.device, "--max-chars", str(stage.params["chars"]), "--out", str(where), "--json"]
+        _cli_json(["cells", str(Path(ctx.root) / rec["run"]), "--find", *common,
+                   *(["--data-dir", ctx.data_dir] if ctx.data_dir else [])])
+        report = read_json(where / "report.json")
+        model = {**{k: rec.get(k) for k in ("cell", "layers", "budget", "dropout", "params")},
+                 "state": report["state"]}
+        rows.append(census_row(model, report))
+    if not rows:
+        raise RnnlensError(f"no model of {stage.dataset} finished training; the census has nothing to count")
+    paths = write_census(rows, out, f"{stage.dataset}: share of cells over the discovery thresholds, per feature "
+                         f"({stage.params['chars']:,} test characters per model)")
+    return {"rows": rows, "skipped": skipped, "table": paths["table"].read_text(), "figure": rel(ctx, paths["figure"])}
+
+
 def _run_pilot(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
     from .pilot import run_pilot
 
@@ -333,6 +359,7 @@ def _run_pilot(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
 STAGE_FUNCTIONS: dict[str, Callable[[Stage, Context, Path], dict[str, Any]]] = {
     "data": run_data, "pilot": _run_pilot, "train": run_train, "select": run_select, "baselines": run_baselines, "gates": run_gates,
     "cells": run_cells, "modelmap": run_modelmap, "compare": run_compare_stage, "errors": run_errors_stage,
+    "census": run_census,
 }
 
 
