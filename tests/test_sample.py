@@ -1,13 +1,15 @@
 """Tests for rnnlens.sample: seeding, greedy decoding against a step-by-step reference, prime handling."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from rnnlens.exceptions import RnnlensError
 from rnnlens.model import CharRNN, ModelConfig
-from rnnlens.sample import default_prime, sample
+from rnnlens.sample import default_prime, iter_sample, sample
 from rnnlens.data.text import TextConfig, Vocab, read_symbols
 
 ALPHABET = b"abcde \n"
@@ -112,3 +114,38 @@ def test_default_prime(vocab: Vocab) -> None:
     assert default_prime(vocab) == "\n"
     no_newline = Vocab.build(read_symbols(b"xyz", TEXT_CFG), "byte")
     assert default_prime(no_newline) == "x"
+
+
+def test_streamed_pieces_join_to_the_whole_sample_and_never_cut_a_character(model: CharRNN) -> None:
+    text = "é ü ß 漢字 ab\n".encode()  # multibyte characters: pieces of 3 bytes cut them in the middle
+    v = Vocab.build(read_symbols(text, TEXT_CFG), "byte")
+    torch.manual_seed(1)
+    m = CharRNN(ModelConfig(cell=model.config.cell, layers=1, hidden=8, vocab_size=len(v))).eval()
+    whole = sample(m, v, TEXT_CFG, "a", 300, 1.0, seed=4)
+    pieces = list(iter_sample(m, v, TEXT_CFG, "a", 300, 1.0, seed=4, chunk=3))
+    # joined pieces equal the whole text decoded at once: no multibyte character was split into U+FFFD halves
+    assert "".join(pieces) == whole and pieces[0] == "a" and len(pieces) > 50
+
+
+def test_an_endless_sample_streams_its_first_pieces_at_once(model: CharRNN, vocab: Vocab) -> None:
+    pieces = iter_sample(model, vocab, TEXT_CFG, "ab", 10**15, 1.0, chunk=10)
+    assert next(pieces) == "ab" and len(next(pieces)) == 10  # no work proportional to the length up front
+
+
+def test_cli_streams_and_bounds_json(tmp_path, capsys) -> None:
+    from rnnlens.cli import main
+
+    text = tmp_path / "t.txt"
+    text.write_bytes(b"abcde fgh\n" * 400)
+    run = tmp_path / "run"
+    assert main(["train", "--text", str(text), "--model", "gru", "--hidden", "8", "--batch-size", "4", "--seq-len",
+                 "8", "--max-steps", "2", "--quiet", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(run), "--length", "40", "--prime", "ab"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ab") and len(out) == 2 + 40 + 1
+    assert main(["sample", str(run), "--length", "40", "--prime", "ab", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["text"] == out[:-1]  # the same text streamed and whole
+    assert main(["sample", str(run), "--length", str(10**11), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "too long for --json" in err and "Traceback" not in err

@@ -157,3 +157,21 @@ def test_paper_vocabulary_size(shared_data):
     assert len(Vocab.build(syms, "byte")) == 87
     lk = read_symbols(shared_data / "linux_input.txt", TextConfig())
     assert len(Vocab.build(lk, "byte")) == 110
+
+
+def test_a_device_or_an_absurdly_large_file_is_refused_at_once(tmp_path, monkeypatch, capsys):
+    from rnnlens.cli import main
+    from rnnlens.data import text as text_mod
+
+    for device in ("/dev/zero", "/dev/urandom"):
+        with pytest.raises(RnnlensError, match="not a regular file"):
+            read_symbols(device, TextConfig())
+    # the CLI: a one-line error before any work (it used to read /dev/zero forever)
+    assert main(["train", "--text", "/dev/zero", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "not a regular file" in err and "Traceback" not in err and not (tmp_path / "run").exists()
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"abc\n" * 10)
+    monkeypatch.setattr(text_mod, "MAX_TEXT_BYTES", 16)
+    with pytest.raises(RnnlensError, match="train on a slice"):
+        read_symbols(big, TextConfig())

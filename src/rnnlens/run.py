@@ -29,7 +29,7 @@ from .fsutil import read_json
 from .model import CharRNN, ModelConfig
 from .recipe import TrainConfig
 from .data.splits import Split, SplitConfig, make_splits
-from .data.text import TextConfig, Vocab, read_symbols
+from .data.text import TextConfig, Vocab, read_file_bytes, read_symbols
 
 CONFIG = "config.json"
 BEST = "best.safetensors"
@@ -58,15 +58,7 @@ class DataSource:
         if self.dataset is not None:
             raw = load_corpus_bytes(self.dataset, data_dir)
         else:
-            path = Path(self.text_path or "")
-            try:
-                raw = path.read_bytes()
-            except FileNotFoundError:
-                raise RnnlensError(f"text file {path} does not exist; check the path") from None
-            except IsADirectoryError:
-                raise RnnlensError(f"{path} is a directory, not a text file; pass a file") from None
-            except OSError as exc:
-                raise RnnlensError(f"cannot read {path} ({exc.strerror}); check its permissions") from None
+            raw = read_file_bytes(self.text_path or "")
         if self.sha256 and sha256_hex(raw) != self.sha256:
             raise RnnlensError(
                 f"the training text {self.label} has changed since the run was made (checksum differs); "

@@ -29,7 +29,7 @@ from rnnlens.fsutil import atomic_write, atomic_write_json, atomic_write_text, r
 from rnnlens.ngram.model import KneserNeyLM, NGramConfig, row_streams
 from rnnlens.baselines.nnn import NNNConfig, save_nnn, train_nnn_grid
 from rnnlens.data.splits import Split, SplitConfig, make_splits
-from rnnlens.data.text import TextConfig, Vocab, read_symbols
+from rnnlens.data.text import TextConfig, Vocab, read_file_bytes, read_symbols
 
 FORMAT = "rnnlens-table2"
 FORMAT_VERSION = 1
@@ -109,10 +109,7 @@ def load_data(dataset: str | None = None, data_dir: str | os.PathLike | None = N
     if (dataset is None) == (text_path is None):
         raise RnnlensError("give either a dataset name or a text file; e.g. --dataset warpeace or --text FILE")
     if text_path is not None:
-        try:
-            raw = Path(text_path).read_bytes()
-        except OSError as exc:
-            raise RnnlensError(f"cannot read {text_path}: {exc.strerror or exc}; check the path") from None
+        raw = read_file_bytes(text_path)
         label, fractions = Path(text_path).name, DEFAULT_FRACTIONS
     else:
         raw, label, fractions = load_corpus_bytes(dataset, data_dir), str(dataset), CORPORA[str(dataset)].fractions

@@ -12,7 +12,7 @@ from rnnlens.data.corpora import CORPORA, DEFAULT_FRACTIONS, get_spec, load_corp
 from rnnlens.exceptions import RnnlensError
 from rnnlens.ngram.model import MAX_N, KneserNeyLM, NGramConfig, row_streams
 from rnnlens.data.splits import SplitConfig, make_splits
-from rnnlens.data.text import TextConfig, Vocab, read_symbols
+from rnnlens.data.text import TextConfig, Vocab, read_file_bytes, read_symbols
 
 
 def add_parser(subparsers) -> None:
@@ -54,10 +54,7 @@ def _corpus(args: argparse.Namespace) -> tuple[bytes, tuple[float, float, float]
         spec = get_spec(args.dataset)
         data, fractions = load_corpus_bytes(args.dataset, args.data_dir), spec.fractions
     else:
-        try:
-            data = Path(args.text).read_bytes()
-        except OSError as exc:
-            raise RnnlensError(f"cannot read {args.text}: {exc.strerror or exc}; check the path") from None
+        data = read_file_bytes(args.text)
         fractions = DEFAULT_FRACTIONS
     if args.fractions:
         fractions = tuple(args.fractions)

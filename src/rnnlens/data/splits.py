@@ -132,12 +132,11 @@ def _as_ids(ids: np.ndarray) -> np.ndarray:
 
 
 def _targets(ids: np.ndarray, start: int, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs ``ids[start:start+length]`` and their next characters (last wraps to ids[0] only at the end)."""
-    x = ids[start:start + length]
-    y = ids[start + 1:start + length + 1]
-    if start + length == len(ids) and length > 0:
-        y = np.concatenate([y, ids[:1]])
-    return x, y
+    """Inputs ``ids[start:start+length]`` and their next characters; every target is a real next character
+    (the callers leave the text's last character out of the inputs: nothing wraps around to the first)."""
+    if start + length >= len(ids) and length > 0:
+        raise ValueError(f"inputs {start}..{start + length - 1} leave no next character in a text of {len(ids)}")
+    return ids[start:start + length], ids[start + 1:start + length + 1]
 
 
 def _rows(name: str, ids: np.ndarray, start: int, rows: int, length: int) -> Split:
@@ -172,10 +171,10 @@ def _too_short(n: int, need: int, cfg: SplitConfig) -> RnnlensError:
 
 def _make_interleaved(ids: np.ndarray, cfg: SplitConfig) -> dict[str, Split]:
     B, S, fr = cfg.batch_size, cfg.seq_len, cfg.fractions
-    blocks = len(ids) // (B * S)
+    blocks = (len(ids) - 1) // (B * S)  # the last character is only a target: a text of k*B*S keeps k-1 blocks
     if not _interleaved_ok(blocks, fr):
         need = next(k for k in range(1, 10**7) if _interleaved_ok(k, fr))
-        raise _too_short(len(ids), need * B * S, cfg)
+        raise _too_short(len(ids), need * B * S + 1, cfg)
     L = blocks * S
     whole = _rows("all", ids, 0, B, L)
     counts = _interleaved_blocks(blocks, fr)
@@ -217,7 +216,8 @@ def _make_contiguous(ids: np.ndarray, cfg: SplitConfig) -> dict[str, Split]:
     out: dict[str, Split] = {}
     start = 0
     for name, part in zip(SPLIT_NAMES, _contiguous_parts(n, cfg.fractions)):
-        out[name] = _rows(name, ids, start, B, part // B)
+        length = min(part // B, (n - 1 - start) // B)  # the text's last character is only a target
+        out[name] = _rows(name, ids, start, B, length)
         start += part
     return out
 

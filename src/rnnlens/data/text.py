@@ -74,20 +74,36 @@ def normalize_newlines(data: bytes, newline: Newline) -> bytes:
     raise RnnlensError(f"unknown newline mode {newline!r}; use one of {', '.join(NEWLINES)}")
 
 
+MAX_TEXT_BYTES = 2**31  # a text's symbols take 8 bytes each in memory: 16 GiB for the largest accepted file
+
+
 def _read_source(source: str | os.PathLike | bytes) -> tuple[bytes, str]:
     """Raw bytes of a file (or the bytes themselves) and a name for messages."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), "the given bytes"
+    return read_file_bytes(source), str(source)
+
+
+def read_file_bytes(source: str | os.PathLike) -> bytes:
+    """The bytes of a text file, with one-line errors for a missing path, a directory, a device or pipe (which
+    would be read forever), a file too large to hold as symbols, and an unreadable file."""
     path = Path(source)
     if not path.exists():
         raise RnnlensError(f"text file {path} does not exist; check the path")
     if path.is_dir():
         raise RnnlensError(f"{path} is a directory, not a text file; pass a file")
+    if not path.is_file():
+        raise RnnlensError(f"{path} is not a regular file (a device, pipe or socket); save the text to a file and "
+                           "pass that")
+    size = path.stat().st_size
+    if size > MAX_TEXT_BYTES:
+        raise RnnlensError(f"{path} is {size / 2**30:.1f} GiB, more than rnnlens reads as one text "
+                           f"({MAX_TEXT_BYTES / 2**30:.0f} GiB: 8 bytes of memory per symbol); train on a slice of it")
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise RnnlensError(f"cannot read {path}: {exc.strerror or exc}; check its permissions") from None
-    return data, str(path)
+    return data
 
 
 def _check_text_bytes(data: bytes, name: str) -> None:
