@@ -31,11 +31,11 @@ def sample(
     Prime characters never seen in training raise ``RnnlensError``.
     """
     if length < 0:
-        raise RnnlensError(f"--length must be >= 0, got {length}")
+        raise RnnlensError(f"length must be >= 0, got {length}", field="length")
     if temperature < 0:
-        raise RnnlensError(f"--temperature must be >= 0, got {temperature}")
+        raise RnnlensError(f"temperature must be >= 0, got {temperature}", field="temperature")
     if not prime:
-        raise RnnlensError("the prime text is empty; pass --prime with at least one character")
+        raise RnnlensError("prime is empty; pass at least one character to start from", field="prime")
     ids = vocab.encode(text_to_symbols(prime, text_cfg))
     gen = torch.Generator(device="cpu").manual_seed(seed)
     was_training = model.training
