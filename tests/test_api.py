@@ -206,3 +206,16 @@ def test_kneser_ney_from_run_uses_its_train_split_and_vocabulary(trained, tmp_pa
     lm.save(tmp_path / "kn.npz")
     again = rl.KneserNeyLM.load(tmp_path / "kn.npz")
     assert list(again.full_scores(PROBE)) == list(lm.full_scores(PROBE))
+
+
+def test_every_train_flag_is_a_library_setting_of_the_same_name() -> None:
+    """The flag <-> setting mapping is the identity on names: --max-steps is max_steps, nothing is renamed."""
+    from rnnlens.cli import build_parser
+    from rnnlens.commands.train import RUN_FLAGS
+    from rnnlens.newrun import SETTINGS
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    dests = {a.dest for a in sub.choices["train"]._actions} - {"help", "out", "resume", "device", "threads", "quiet",
+                                                                 "json", "func"}
+    assert dests == set(RUN_FLAGS) | {"data_dir"}
+    assert set(RUN_FLAGS) <= set(SETTINGS) and set(SETTINGS) - dests == {"eps"}  # eps: no flag, library only
