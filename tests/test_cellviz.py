@@ -14,7 +14,7 @@ from rnnlens.capture.core import run_with_cache
 from rnnlens.cells.viz import (CR, HIDDEN, LF, TAB, best_window, colors, glyphs, histogram, layout, render_html,
                              render_png)
 from rnnlens.cli import main
-from rnnlens.commands.cells import _state
+from rnnlens.cells.analysis import cell_state as _state
 from rnnlens.exceptions import RnnlensError
 from rnnlens.run import load_model
 from rnnlens.data.text import read_symbols

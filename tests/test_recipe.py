@@ -87,12 +87,18 @@ def test_set_lr_changes_the_rate_of_the_next_step() -> None:
      ("eval_chars", -1, "--eval-chars"), ("patience", -1, "--patience"),
      ("checkpoint_every", 0, "--checkpoint-every"), ("snapshot_every", -1, "--snapshot-every")],
 )
-def test_train_config_rejects_bad_values_naming_the_flag(field: str, value: float, flag: str) -> None:
+def test_train_config_rejects_bad_values_naming_the_field(field: str, value: float, flag: str) -> None:
+    """The library names the field (``epochs must be > 0``); the CLI shows the flag of that name."""
+    import argparse
+
+    from rnnlens.cli import flag_message
+
     with pytest.raises(RnnlensError) as info:
         TrainConfig(**{field: value})
     message = str(info.value)
-    assert message.startswith(flag + " ")
+    assert message.startswith(field + " ") and info.value.field == field
     assert "\n" not in message
+    assert flag_message(info.value, argparse.Namespace(**{field: value})).startswith(flag + " ")
 
 
 def test_train_config_round_trip_and_total_steps() -> None:

@@ -102,12 +102,13 @@ def test_unseen_prime_characters_are_refused(model: CharRNN, vocab: Vocab) -> No
         sample(model, vocab, TEXT_CFG, "é", 10)  # two UTF-8 bytes, neither in the vocabulary
 
 
-@pytest.mark.parametrize("kwargs, match", [({"prime": ""}, "prime"), ({"length": -1}, "--length"),
-                                           ({"temperature": -0.5}, "--temperature")])
+@pytest.mark.parametrize("kwargs, match", [({"prime": ""}, "prime"), ({"length": -1}, "^length must"),
+                                           ({"temperature": -0.5}, "^temperature must")])
 def test_bad_arguments_are_refused(model: CharRNN, vocab: Vocab, kwargs: dict, match: str) -> None:
     args = {"prime": "a", "length": 5, "temperature": 1.0} | kwargs
-    with pytest.raises(RnnlensError, match=match):
+    with pytest.raises(RnnlensError, match=match) as info:
         sample(model, vocab, TEXT_CFG, args["prime"], args["length"], temperature=args["temperature"])
+    assert info.value.field == next(iter(kwargs))  # the CLI shows it as that flag
 
 
 def test_default_prime(vocab: Vocab) -> None:

@@ -38,6 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def flag_message(exc: RnnlensError, args: argparse.Namespace) -> str:
+    """The error's message with a leading library field name (``epochs must be > 0``) shown as the command's
+    flag of that name (``--epochs must be > 0``): library errors name fields, the CLI speaks in flags."""
+    message, field = str(exc), getattr(exc, "field", None)
+    if field and hasattr(args, field) and message.startswith(field + " "):
+        return "--" + field.replace("_", "-") + message[len(field):]
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -55,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(threads)
         return int(args.func(args) or 0)
     except RnnlensError as exc:
-        print(f"rnnlens: error: {exc}", file=sys.stderr)
+        print(f"rnnlens: error: {flag_message(exc, args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rnnlens: interrupted", file=sys.stderr)

@@ -50,13 +50,13 @@ class ModelConfig:
         if self.cell not in CELL_TYPES:
             raise RnnlensError(f"unknown model type {self.cell!r}; choose one of {', '.join(CELL_TYPES)}")
         if not 1 <= self.layers <= 8:
-            raise RnnlensError(f"--layers must be between 1 and 8, got {self.layers}")
+            raise RnnlensError(f"layers must be between 1 and 8, got {self.layers}", field="layers")
         if not MIN_HIDDEN <= self.hidden <= MAX_HIDDEN:
-            raise RnnlensError(f"hidden size must be between {MIN_HIDDEN} and {MAX_HIDDEN}, got {self.hidden}")
+            raise RnnlensError(f"hidden must be between {MIN_HIDDEN} and {MAX_HIDDEN}, got {self.hidden}", field="hidden")
         if self.vocab_size < 2:
             raise RnnlensError(f"the vocabulary needs at least 2 symbols, got {self.vocab_size}")
         if not 0.0 <= self.dropout < 1.0:
-            raise RnnlensError(f"--dropout must be in [0, 1), got {self.dropout}")
+            raise RnnlensError(f"dropout must be in [0, 1), got {self.dropout}", field="dropout")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -37,26 +37,26 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.epochs > 0 and math.isfinite(self.epochs), f"--epochs must be > 0, got {self.epochs}"),
-            (self.max_steps >= 0, f"--max-steps must be >= 0, got {self.max_steps}"),
-            (self.lr > 0 and math.isfinite(self.lr), f"--lr must be > 0, got {self.lr}"),
-            (0 < self.alpha < 1, f"--alpha must be in (0, 1), got {self.alpha}"),
-            (0 < self.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {self.lr_decay}"),
-            (self.lr_decay_after >= 0, f"--lr-decay-after must be >= 0, got {self.lr_decay_after}"),
-            (self.clip >= 0, f"--clip must be >= 0, got {self.clip}"),
-            (self.init_range > 0, f"--init-range must be > 0, got {self.init_range}"),
-            (self.eval_every >= 0, f"--eval-every must be >= 0, got {self.eval_every}"),
-            (self.eval_chars >= 0, f"--eval-chars must be >= 0, got {self.eval_chars}"),
-            (self.patience >= 0, f"--patience must be >= 0, got {self.patience}"),
-            (self.checkpoint_every > 0, f"--checkpoint-every must be > 0 seconds, got {self.checkpoint_every}"),
-            (self.snapshot_every >= 0, f"--snapshot-every must be >= 0, got {self.snapshot_every}"),
-            (self.precision in ("fp32", "bf16"), f"--precision must be fp32, bf16 or auto, got {self.precision!r}"),
-            (self.stall_after >= 0, f"--stall-after must be >= 0, got {self.stall_after}"),
-            (self.stall_margin >= 0, f"--stall-margin must be >= 0, got {self.stall_margin}"),
+            (self.epochs > 0 and math.isfinite(self.epochs), "epochs", f"epochs must be > 0, got {self.epochs}"),
+            (self.max_steps >= 0, "max_steps", f"max_steps must be >= 0, got {self.max_steps}"),
+            (self.lr > 0 and math.isfinite(self.lr), "lr", f"lr must be > 0, got {self.lr}"),
+            (0 < self.alpha < 1, "alpha", f"alpha must be in (0, 1), got {self.alpha}"),
+            (0 < self.lr_decay <= 1, "lr_decay", f"lr_decay must be in (0, 1], got {self.lr_decay}"),
+            (self.lr_decay_after >= 0, "lr_decay_after", f"lr_decay_after must be >= 0, got {self.lr_decay_after}"),
+            (self.clip >= 0, "clip", f"clip must be >= 0, got {self.clip}"),
+            (self.init_range > 0, "init_range", f"init_range must be > 0, got {self.init_range}"),
+            (self.eval_every >= 0, "eval_every", f"eval_every must be >= 0, got {self.eval_every}"),
+            (self.eval_chars >= 0, "eval_chars", f"eval_chars must be >= 0, got {self.eval_chars}"),
+            (self.patience >= 0, "patience", f"patience must be >= 0, got {self.patience}"),
+            (self.checkpoint_every > 0, "checkpoint_every", f"checkpoint_every must be > 0 seconds, got {self.checkpoint_every}"),
+            (self.snapshot_every >= 0, "snapshot_every", f"snapshot_every must be >= 0, got {self.snapshot_every}"),
+            (self.precision in ("fp32", "bf16"), "precision", f"precision must be fp32, bf16 or auto, got {self.precision!r}"),
+            (self.stall_after >= 0, "stall_after", f"stall_after must be >= 0, got {self.stall_after}"),
+            (self.stall_margin >= 0, "stall_margin", f"stall_margin must be >= 0, got {self.stall_margin}"),
         ]
-        for ok, message in checks:
+        for ok, name, message in checks:
             if not ok:
-                raise RnnlensError(message)
+                raise RnnlensError(message, field=name)
 
     def to_dict(self) -> dict:
         return asdict(self)

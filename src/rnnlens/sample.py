@@ -38,11 +38,11 @@ def iter_sample(model: CharRNN, vocab: Vocab, text_cfg: TextConfig, prime: str, 
     """The prime, then the sampled text in pieces of about ``chunk`` characters as they are drawn; joined, the
     same text as :func:`sample` (bytes are decoded incrementally, so a character is never cut in two)."""
     if length < 0:
-        raise RnnlensError(f"--length must be >= 0, got {length}")
+        raise RnnlensError(f"length must be >= 0, got {length}", field="length")
     if temperature < 0:
-        raise RnnlensError(f"--temperature must be >= 0, got {temperature}")
+        raise RnnlensError(f"temperature must be >= 0, got {temperature}", field="temperature")
     if not prime:
-        raise RnnlensError("the prime text is empty; pass --prime with at least one character")
+        raise RnnlensError("prime is empty; pass at least one character to start from", field="prime")
     ids = vocab.encode(text_to_symbols(prime, text_cfg))
     return _pieces(model, vocab, prime, ids, length, temperature, seed, max(chunk, 1))
 

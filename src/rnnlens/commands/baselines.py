@@ -10,7 +10,8 @@ from ..runtime import resolve_device
 from ..data.splits import SplitConfig
 from ..data.text import TextConfig
 from .common import add_device_flag, add_json_flag, emit_json, say
-from .train import parse_fractions, add_data_flags
+from ..newrun import parse_fractions
+from .train import add_data_flags
 
 
 def add_parser(subparsers) -> None:

@@ -4,24 +4,19 @@ of tanh(c) over a split (--histogram)."""
 from __future__ import annotations
 
 import argparse
-import math
-import re
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..capture.core import iter_capture, run_with_cache
-from ..cells.viz import Snippet, best_window, histogram, plot_histogram, render_html, render_png, report_page
-from ..cells.discover import DiscoveryConfig, discover
+from ..cells.analysis import (FIND_CHARS, SNIPPET_CHARS, cell_histogram, cell_state, cell_values, find_cells,
+                              parse_cell, state_label, write_cell, write_findings, write_histogram)
+from ..cells.features import SYNTAXES
+from ..data.splits import make_splits
+from ..data.text import read_symbols
 from ..exceptions import RnnlensError
-from ..cells.features import SYNTAXES, compute_features
-from ..fsutil import atomic_write_json, atomic_write_text
 from ..model import CharRNN
 from ..run import RunConfig, load_model, load_symbols
 from ..runtime import resolve_device
-from ..data.splits import Split, make_splits
-from ..data.text import read_symbols
 from .common import add_json_flag, add_run_source_flags, emit_json, load_source, say
 
 
@@ -54,40 +49,12 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     model, cfg, _ = load_model(args.run, "best" if args.weights == "best" else "state", resolve_device(args.device))
-    state = _state(cfg, args.state)
+    state = cell_state(cfg, args.state)
     if args.cell:
         return _draw_cell(args, model, cfg, state)
     if args.histogram:
         return _histogram(args, model, cfg, state)
     return _find(args, model, cfg, state)
-
-
-def _state(cfg: RunConfig, state: str | None) -> str:
-    if state is None:
-        return "c" if cfg.model.cell == "lstm" else "h"
-    if state == "c" and cfg.model.cell != "lstm":
-        raise RnnlensError(f"a {cfg.model.cell} model has no cell state c; use --state h")
-    return state
-
-
-def _as_values(t: torch.Tensor, state: str) -> np.ndarray:
-    """A captured tensor as float32 numpy, with tanh applied to cell states (c is unbounded)."""
-    return (torch.tanh(t) if state == "c" else t).float().cpu().numpy()
-
-
-def parse_cell(spec: str, cfg: RunConfig) -> tuple[int, int]:
-    """``"LAYER:INDEX"`` -> (layer, index), both checked against the model; ``layers.1`` is accepted too."""
-    m = re.fullmatch(r"\s*(?:layers\.)?(\d+)(?:\.[ch])?\s*:\s*(\d+)\s*", spec)
-    layers, hidden = cfg.model.layers, cfg.model.hidden
-    if not m:
-        raise RnnlensError(f"cannot read cell {spec!r}; write LAYER:INDEX with LAYER in 0..{layers - 1} "
-                           f"and INDEX in 0..{hidden - 1}, e.g. {layers - 1}:0")
-    layer, index = int(m.group(1)), int(m.group(2))
-    if layer >= layers:
-        raise RnnlensError(f"layer {layer} does not exist; this model has layers 0..{layers - 1}")
-    if index >= hidden:
-        raise RnnlensError(f"cell index {index} is out of range; layer {layer} has cells 0..{hidden - 1}")
-    return layer, index
 
 
 def _draw_cell(args: argparse.Namespace, model: CharRNN, cfg: RunConfig, state: str) -> int:
@@ -102,23 +69,13 @@ def _draw_cell(args: argparse.Namespace, model: CharRNN, cfg: RunConfig, state: 
         split = make_splits(cfg.vocab.encode(load_symbols(cfg, args.data_dir)), cfg.split)[args.split or "test"]
         symbols = np.asarray(cfg.vocab.symbols)[split.x[0, :chars]]
         where = f"the {split.name} split (row 0)"
-    ids = torch.from_numpy(cfg.vocab.encode(symbols))[None]  # (1, T); unseen characters raise here
     name = f"layers.{layer}.{state}"
-    values, carry = [], None
-    for j in range(0, ids.shape[1], cfg.split.seq_len):
-        block = run_with_cache(model, ids[:, j:j + cfg.split.seq_len], carry, name)
-        carry = block.state
-        values.append(_as_values(block[name][0, :, index], state))
-    vals = np.concatenate(values)
-    title = f"{name}:{index} ({'tanh(c)' if state == 'c' else 'h'}) over {where}"
     outs = [Path(args.out)] if args.out else [Path(args.run) / "cells" / f"cell-{layer}-{index}.{e}" for e in ("html", "png")]
     for out in outs:
-        if out.suffix.lower() == ".html":
-            render_html(symbols, vals, cfg.vocab.unit, title, out, args.width)
-        elif out.suffix.lower() == ".png":
-            render_png(symbols, vals, cfg.vocab.unit, out, title, args.width)
-        else:
+        if out.suffix.lower() not in (".html", ".png"):
             raise RnnlensError(f"--out {out} must end in .html or .png; pick one of the two")
+    vals = cell_values(model, cfg, symbols, layer, index, state)
+    write_cell(symbols, vals, cfg.vocab.unit, f"{name}:{index} ({state_label(state)}) over {where}", outs, args.width)
     if args.json:
         emit_json({"cell": f"{name}:{index}", "chars": len(vals), "out": [str(o) for o in outs],
                    "mean": float(vals.mean()), "min": float(vals.min()), "max": float(vals.max())})
@@ -128,77 +85,34 @@ def _draw_cell(args: argparse.Namespace, model: CharRNN, cfg: RunConfig, state: 
     return 0
 
 
-def _source(args: argparse.Namespace, cfg: RunConfig) -> tuple[np.ndarray, Split, str]:
-    """(all symbols of the source text, its split to stream, a label for titles) for --split / --text."""
-    symbols, split, _ = load_source(args, cfg)
-    label = Path(args.text).name if args.text else f"{cfg.source.label} {args.split}"
-    return symbols, split, label
-
-
-def _capture(model: CharRNN, split: Split, seq_len: int, names: list[str], state: str, max_chars: int,
-             warmup: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Stream the split; return name -> (B, cols, H) values (after dropping ``warmup`` columns, where the
-    state still starts from zero) and the (B, cols) text positions of those columns."""
-    rows, total = split.x.shape
-    warmup = min(warmup, total // 4)
-    cols = min(total, warmup + math.ceil(max_chars / rows)) if max_chars > 0 else total
-    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for block in iter_capture(model, split, seq_len, names, cols * rows):
-        for n in names:
-            parts[n].append(_as_values(block[n], state))
-    acts = {n: np.concatenate(p, axis=1)[:, warmup:cols] for n, p in parts.items()}
-    return acts, split.positions()[:, warmup:cols]
+def _label(args: argparse.Namespace, cfg: RunConfig) -> str:
+    return Path(args.text).name if args.text else f"{cfg.source.label} {args.split}"
 
 
 def _find(args: argparse.Namespace, model: CharRNN, cfg: RunConfig, state: str) -> int:
-    symbols, split, label = _source(args, cfg)
-    names = [f"layers.{k}.{state}" for k in range(cfg.model.layers)]
-    max_chars = 50_000 if args.max_chars is None else args.max_chars
-    acts, pos = _capture(model, split, cfg.split.seq_len, names, state, max_chars, warmup=cfg.split.seq_len)
-    full = compute_features(symbols, syntax=args.syntax)  # on the whole text, so every span has its context
-    rows, cols = pos.shape
-    values = {k: v[pos] for k, v in full.items()}  # (B, cols)
-    flat = {n: a.reshape(rows * cols, -1) for n, a in acts.items()}  # row-major: row streams one after another
-    report = discover(flat, values={k: v.reshape(-1) for k, v in values.items()},
-                      config=DiscoveryConfig(top=args.top))
+    symbols, split, _ = load_source(args, cfg)
+    findings = find_cells(model, cfg, symbols, split, _label(args, cfg), state,
+                          FIND_CHARS if args.max_chars is None else args.max_chars, args.top, args.syntax,
+                          SNIPPET_CHARS if args.chars is None else args.chars)
     out = Path(args.out) if args.out else Path(args.run) / "cells"
-    snippet_chars = 600 if args.chars is None else max(args.chars, 1)
-    snippets = []
-    for f in report.features:
-        if f.skipped:
-            continue
-        best = f.best[0]
-        r, s = best_window(values[f.name], snippet_chars)
-        span = slice(s, s + min(snippet_chars, cols))
-        snippets.append(Snippet(f.name, f"{best.label}", symbols[pos[r, span]], acts[best.layer][r, span, best.index],
-                                int(pos[r, s])))
-    title = f"Interpretable cells of {Path(args.run).name} on {label} ({'tanh(c)' if state == 'c' else 'h'})"
-    atomic_write_text(out / "report.html", report_page(report, snippets, cfg.vocab.unit, title, args.width))
-    atomic_write_json(out / "report.json", {"run": str(Path(args.run).resolve()), "source": label, "state": state,
-                                            **report.to_dict()})
-    for sn in snippets:
-        render_png(sn.symbols, sn.values, cfg.vocab.unit, out / f"{sn.feature}.png", f"{sn.feature}: {sn.cell}",
-                   args.width)
+    title = f"Interpretable cells of {Path(args.run).name} on {findings.label} ({state_label(state)})"
+    write_findings(findings, out, cfg.vocab.unit, title, args.width, run=args.run)
     if args.json:
-        emit_json({"out": str(out), **report.to_dict()})
+        emit_json({"out": str(out), **findings.report.to_dict()})
     else:
-        for line in report.format_lines():
+        for line in findings.report.format_lines():
             say(line)
         say(f"report: {out / 'report.html'} (+ report.json and one PNG per feature)")
     return 0
 
 
 def _histogram(args: argparse.Namespace, model: CharRNN, cfg: RunConfig, state: str) -> int:
-    _, split, label = _source(args, cfg)
-    names = [f"layers.{k}.{state}" for k in range(cfg.model.layers)]
-    max_chars = args.max_chars or 0
-    chunks = ({n: _as_values(b[n], state) for n in names}
-              for b in iter_capture(model, split, cfg.split.seq_len, names, max_chars))
-    hist = histogram(chunks)
+    _, split, _ = load_source(args, cfg)
+    label = _label(args, cfg)
+    hist = cell_histogram(model, cfg, split, state, args.max_chars or 0)
     out = Path(args.out) if args.out else Path(args.run) / "cells"
-    what = "tanh(c)" if state == "c" else "h"
-    plot_histogram(hist, out / "histogram.png", f"{what} over {label}")
-    atomic_write_json(out / "histogram.json", {"state": what, "source": label, **hist.to_dict()})
+    write_histogram(hist, out, state, label)
+    what = state_label(state)
     if args.json:
         emit_json({"out": str(out), "state": what, **hist.to_dict()})
     else:

@@ -5,19 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..data.corpora import CORPORA, DEFAULT_FRACTIONS, load_corpus_bytes
+from ..api import prepare_run
+from ..data.corpora import CORPORA
 from ..exceptions import RnnlensError
-from ..model import CELL_TYPES, ModelConfig, hidden_for_budget, param_count, parse_budget
-from ..recipe import TrainConfig
-from ..run import CONFIG, DataSource, RunConfig, load_config, sha256_hex
-from ..precision import CHOICES, resolve_precision
+from ..model import CELL_TYPES, param_count
+from ..newrun import new_run_config
+from ..precision import CHOICES
+from ..run import RunConfig
 from ..runtime import resolve_device
-from ..data.splits import SplitConfig, make_splits
-from ..data.text import TextConfig, Vocab, read_symbols
-from ..train import init_run, train
+from ..train import train
 from .common import BarReporter, add_device_flag, add_json_flag, emit_json, say
 
-# Flags that define a run; on --resume they must be absent or equal to the saved config.
+# Flags that define a run (each the name of a setting of rnnlens.newrun.new_run_config); on --resume they must be
+# absent.
 RUN_FLAGS = ("dataset", "text", "unit", "newline", "layout", "fractions", "batch_size", "seq_len", "model", "layers",
              "params", "hidden", "dropout", "epochs", "max_steps", "lr", "alpha", "lr_decay", "lr_decay_after",
              "clip", "init_range", "eval_every", "eval_chars", "patience", "checkpoint_every", "snapshot_every", "seed",
@@ -93,56 +93,15 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def parse_fractions(text: str | None, dataset: str | None) -> tuple[float, float, float]:
-    if text is None:
-        return tuple(CORPORA[dataset].fractions) if dataset else DEFAULT_FRACTIONS
-    try:
-        parts = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        parts = ()
-    if len(parts) != 3:
-        raise RnnlensError(f"--fractions must be three numbers like 0.8,0.1,0.1, got {text!r}")
-    return parts  # type: ignore[return-value]
-
-
 def build_config(args: argparse.Namespace, device=None) -> tuple[RunConfig, dict]:
-    """A new run's config from the flags, and its splits (read once here, handed to the trainer); ``--precision
-    auto`` is resolved for ``device`` (the config records the precision chosen)."""
-    dataset = args.dataset if args.dataset or args.text else "pystdlib"
-    if args.text:
-        path = Path(args.text).expanduser().resolve()
-        raw = DataSource(text_path=str(path)).read_bytes()
-        source = DataSource(text_path=str(path), sha256=sha256_hex(raw), size=len(raw))
-    else:
-        raw = load_corpus_bytes(dataset, args.data_dir)
-        source = DataSource(dataset=dataset, sha256=sha256_hex(raw), size=len(raw))
-    text_cfg = TextConfig(unit=args.unit or "byte", newline=args.newline or "keep")
-    symbols = read_symbols(raw, text_cfg)
-    vocab = Vocab.build(symbols, text_cfg.unit)
-    split_cfg = SplitConfig(layout=args.layout or "interleaved", fractions=parse_fractions(args.fractions, args.dataset),
-                            batch_size=args.batch_size or 100, seq_len=args.seq_len or 100)
-    splits = make_splits(vocab.encode(symbols), split_cfg)
-    cell, layers = args.model or "lstm", args.layers or 2
-    budget = None
-    if args.hidden is not None:
-        hidden = args.hidden
-    else:
-        budget = parse_budget(args.params or "130k", len(vocab))
-        hidden = hidden_for_budget(cell, layers, budget, len(vocab))
-    model_cfg = ModelConfig(cell=cell, layers=layers, hidden=hidden, vocab_size=len(vocab), dropout=args.dropout or 0.0)
-    overrides = {k: getattr(args, k) for k in ("epochs", "max_steps", "lr", "alpha", "lr_decay", "lr_decay_after",
-                 "clip", "init_range", "eval_every", "eval_chars", "patience", "checkpoint_every", "snapshot_every",
-                 "seed", "stall_after", "stall_margin") if getattr(args, k, None) is not None}
-    if getattr(args, "precision", None):
-        overrides["precision"] = resolve_precision(args.precision, device if device is not None else "cpu")
-    cfg = RunConfig(source=source, text=text_cfg, split=split_cfg, model=model_cfg, train=TrainConfig(**overrides),
-                    vocab=vocab, budget=budget)
-    return cfg, splits
+    """A new run's config from the flags, and its splits: :func:`rnnlens.newrun.new_run_config` with the
+    flags the user gave (a flag's name is its setting's name; the defaults are the library's)."""
+    return new_run_config(**given_settings(args), device=device if device is not None else "cpu")
 
 
-def default_out(cfg: RunConfig, args: argparse.Namespace) -> Path:
-    size = args.params or (f"h{args.hidden}" if args.hidden else "130k")
-    return Path("runs") / f"{cfg.source.label}-{cfg.model.cell}-{cfg.model.layers}l-{size}"
+def given_settings(args: argparse.Namespace) -> dict:
+    """The run settings among the flags, those that were given."""
+    return {k: getattr(args, k) for k in (*RUN_FLAGS, "data_dir") if getattr(args, k, None) is not None}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -150,19 +109,13 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if not args.out:
             raise RnnlensError("--resume needs --out RUN, the run directory to continue")
-        out = Path(args.out)
-        if not (out / CONFIG).is_file():
-            raise RnnlensError(f"{out} holds no run to resume (no {CONFIG}); start it without --resume")
         given = [k for k in RUN_FLAGS if getattr(args, k, None) not in (None, False)]
         if given:
             flags = ", ".join("--" + k.replace("_", "-") for k in given)
             raise RnnlensError(f"--resume continues the run with its saved settings; drop {flags} (or train a new run "
                                "with another --out)")
-        cfg, splits = load_config(out), None
-    else:
-        cfg, splits = build_config(args, device)
-        out = Path(args.out) if args.out else default_out(cfg, args)
-        init_run(out, cfg)
+    settings = {} if args.resume else given_settings(args)
+    out, cfg, splits = prepare_run(args.out, args.resume, device, **settings)
     if not args.json:
         m = cfg.model
         say(f"run {out}: {m.layers}-layer {m.cell}, hidden {m.hidden}, "

@@ -89,7 +89,7 @@ class KneserNeyLM:
 
     def __init__(self, cfg: NGramConfig, vocab_size: int, tables: list[OrderTable], discounts: np.ndarray,
                  discount_fallback: np.ndarray, root_gamma: float, text: np.ndarray,
-                 unit: str | None = None, symbols: Sequence[int] | None = None) -> None:
+                 unit: str | None = None, symbols: Sequence[int] | None = None, newline: str = "keep") -> None:
         self.cfg = cfg
         self.vocab_size = int(vocab_size)
         self.tables = tables
@@ -99,6 +99,7 @@ class KneserNeyLM:
         self.text = text
         self.unit = unit
         self.symbols = None if symbols is None else tuple(int(s) for s in symbols)
+        self.newline = newline  # how a str is read by score/full_scores (with ``unit``)
         uni = np.zeros(self.vocab_size)
         uni[tables[0].fwd_keys] = tables[0].alpha
         self._unigram = uni + self.root_gamma / self.vocab_size  # (K,) P_1(w)
@@ -107,16 +108,23 @@ class KneserNeyLM:
     def n(self) -> int:
         return self.cfg.n
 
+    @property
+    def order(self) -> int:
+        """Characters in the longest n-gram: context plus predicted character (n + 1)."""
+        return self.cfg.order
+
     # ----- fitting -------------------------------------------------------------------------------
     @classmethod
     def fit(cls, ids: np.ndarray, vocab_size: int, cfg: NGramConfig, *, unit: str | None = None,
-            symbols: Sequence[int] | None = None) -> "KneserNeyLM":
+            symbols: Sequence[int] | None = None, newline: str = "keep") -> "KneserNeyLM":
         """Fit on one training stream of int64 ids 0..vocab_size-1."""
-        return cls.fit_streams([np.asarray(ids).reshape(-1)], vocab_size, cfg, unit=unit, symbols=symbols)
+        return cls.fit_streams([np.asarray(ids).reshape(-1)], vocab_size, cfg, unit=unit, symbols=symbols,
+                               newline=newline)
 
     @classmethod
     def fit_streams(cls, streams: Sequence[np.ndarray], vocab_size: int, cfg: NGramConfig, *,
-                    unit: str | None = None, symbols: Sequence[int] | None = None) -> "KneserNeyLM":
+                    unit: str | None = None, symbols: Sequence[int] | None = None,
+                    newline: str = "keep") -> "KneserNeyLM":
         """Fit on several independent streams: no n-gram spans two of them (see ``row_streams``)."""
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
             raise RnnlensError(f"vocab_size must be a positive integer, got {vocab_size!r}; pass len(vocab)")
@@ -129,7 +137,7 @@ class KneserNeyLM:
             raise RnnlensError("the n-gram training text is empty; train on a non-empty split or file")
         res = count(checked, int(vocab_size), cfg.order)
         return cls(cfg, int(vocab_size), res.tables, res.discounts, res.discount_fallback, res.root_gamma,
-                   res.text, unit, symbols)
+                   res.text, unit, symbols, newline)
 
     # ----- the context walk ----------------------------------------------------------------------
     def _walk(self, ctx: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
@@ -272,12 +280,70 @@ class KneserNeyLM:
             g[idx[last]] = self._gamma(L, node[last], spos[last])
         return g
 
+    # ----- text level (kenlm's Model.score / full_scores) ------------------------------------------
+    @classmethod
+    def from_text(cls, text: str, n: int = 20, unit: str = "byte", newline: str = "keep") -> "KneserNeyLM":
+        """Fit on a string (one stream), its vocabulary built from it; ``n`` characters of context."""
+        from rnnlens.data.text import TextConfig, Vocab, text_to_symbols
+        symbols = text_to_symbols(text, TextConfig(unit=unit, newline=newline))  # type: ignore[arg-type]
+        if not symbols.size:
+            raise RnnlensError("text is empty; fit the n-gram model on some text", field="text")
+        vocab = Vocab.build(symbols, unit)  # type: ignore[arg-type]
+        return cls.fit(vocab.encode(symbols), len(vocab), NGramConfig(n), unit=unit, symbols=vocab.symbols,
+                       newline=newline)
+
+    @classmethod
+    def from_run(cls, run, n: int = 20) -> "KneserNeyLM":
+        """Fit on the train split of a run (an ``rl.Run`` or a run folder), with the run's vocabulary; each
+        train row is a separate stream, as for the paper's Table 2."""
+        if not hasattr(run, "splits"):
+            from rnnlens.api import load
+            run = load(run)
+        train = run.splits()["train"]
+        cfg = run.config
+        return cls.fit_streams(row_streams(train.x, train.y), len(cfg.vocab), NGramConfig(n), unit=cfg.vocab.unit,
+                               symbols=cfg.vocab.symbols, newline=cfg.text.newline)
+
+    def full_scores(self, text: str) -> Iterator[tuple[float, int, bool]]:
+        """For every character of ``text``: (natural-log probability, matched context length, oov).
+
+        The log base is e (nats; kenlm's are base 10: divide by ln 10). The first character is scored with no
+        context. The matched context length is the longest context ``h`` (0..n characters) for which ``h`` +
+        the character was seen in training (kenlm reports that n-gram's length, one more). A character outside
+        the vocabulary (oov) has log-probability -inf, and no context reaches back across it.
+        """
+        ids, oov = self._text_ids(text)
+        if not ids.size:
+            return
+        prev = np.concatenate([[-1], ids[:-1]])  # the previous character of each; -1: none
+        logp, matched = self._score(self._windows(prev), np.where(oov, 0, ids))
+        logp[oov], matched[oov] = -np.inf, 0
+        for lp, m, o in zip(logp.tolist(), matched.tolist(), oov.tolist()):
+            yield lp, m, o
+
+    def score(self, text: str) -> float:
+        """Total natural-log probability (base e, nats) of every character of ``text``, the first with no
+        context: the sum of :meth:`full_scores`; -inf if a character is outside the vocabulary."""
+        return float(sum(lp for lp, _, _ in self.full_scores(text)))
+
+    def _text_ids(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """ids of a string (-1 for characters outside the vocabulary) and the (N,) oov mask."""
+        from rnnlens.data.text import TextConfig, text_to_symbols
+        if self.symbols is None or self.unit is None:
+            raise RnnlensError("this n-gram model has no vocabulary (fitted on ids); fit it with from_text or "
+                               "from_run to score text")
+        symbols = text_to_symbols(text, TextConfig(unit=self.unit, newline=self.newline))  # type: ignore[arg-type]
+        table = np.asarray(self.symbols, dtype=np.int64)
+        j = np.minimum(np.searchsorted(table, symbols), len(table) - 1)
+        oov = table[j] != symbols
+        return np.where(oov, -1, j).astype(np.int64), oov
+
     # ----- persistence ---------------------------------------------------------------------------
     def header(self) -> dict:
         """The JSON header stored with the arrays."""
         return {"format": FORMAT, "version": FORMAT_VERSION, "n": self.n, "order": self.cfg.order,
                 "vocab_size": self.vocab_size, "unit": self.unit,
-                "symbols": None if self.symbols is None else list(self.symbols)}
+                "symbols": None if self.symbols is None else list(self.symbols), "newline": self.newline}
 
     def save(self, path: str | os.PathLike) -> None:
         """Write one .npz (no pickles): the JSON header as bytes, the text and every table; atomic."""
@@ -306,7 +372,8 @@ class KneserNeyLM:
         tables = [OrderTable(**{f: arrays[f"o{L}_{f}"] for f in OrderTable.FIELDS})
                   for L in range(1, cfg.order + 1)]
         return cls(cfg, int(hdr["vocab_size"]), tables, arrays["discounts"], arrays["discount_fallback"],
-                   float(arrays["root_gamma"][0]), arrays["text"], hdr["unit"], hdr["symbols"])
+                   float(arrays["root_gamma"][0]), arrays["text"], hdr["unit"], hdr["symbols"],
+                   hdr.get("newline", "keep"))
 
     def to_arpa(self, path: str | os.PathLike, max_order: int = 6, force: bool = False) -> None:
         """Write the model as an ARPA back-off file (see :mod:`rnnlens.ngram.files` for the token names)."""

@@ -8,9 +8,6 @@ depend on with :func:`read_record`. Training resumes a half-finished run from it
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
 import os
 import shutil
 from dataclasses import dataclass
@@ -76,11 +73,11 @@ def run_data(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
 
 
 def _source_args(ctx: Context, dataset: str) -> dict[str, Any]:
-    """--dataset/--text/--fractions for build_config from the data stage's record."""
+    """dataset/text/fractions settings of new_run_config from the data stage's record."""
     data = read_result(ctx.root, f"data/{dataset}")
     if data is None:
         raise RnnlensError(f"the data stage of {dataset} has not finished; run reproduce again")
-    fractions = ",".join(str(f) for f in data["fractions"])
+    fractions = tuple(float(f) for f in data["fractions"])
     if "text" in data:
         return {"dataset": None, "text": str(Path(ctx.root) / data["text"]), "fractions": fractions}
     return {"dataset": dataset, "text": None, "fractions": fractions}
@@ -89,8 +86,8 @@ def _source_args(ctx: Context, dataset: str) -> dict[str, Any]:
 def new_run(ctx: Context, dataset: str, run_dir: Path, cell: str, layers: int, budget: str, dropout: float,
             **recipe: Any) -> dict | None:
     """Create ``run_dir`` with the config of one model of this reproduction (the preset's recipe, ``recipe``
-    overriding it) unless its config.json is already there; returns the splits to hand to ``train`` (or None)."""
-    from ..commands.train import build_config
+    overriding it); returns its splits to hand to ``train`` (or None)."""
+    from ..newrun import new_run_config
     from ..train import init_run
 
     if (run_dir / CONFIG).is_file():
@@ -102,12 +99,9 @@ def new_run(ctx: Context, dataset: str, run_dir: Path, cell: str, layers: int, b
                     eval_every=pr.eval_every, eval_chars=pr.eval_chars, patience=pr.patience or None,
                     snapshot_every=pr.snapshot_every or None, seed=pr.seed, precision=pr.precision)
     settings.update(recipe)
-    args = argparse.Namespace(
-        **_source_args(ctx, dataset), data_dir=ctx.data_dir, unit="byte", newline="keep", layout="interleaved",
-        batch_size=pr.batch_size, seq_len=pr.seq_len, model=cell, layers=layers, params=budget, hidden=None,
-        dropout=dropout, alpha=None, lr_decay=None, lr_decay_after=None, clip=None, init_range=None,
-        checkpoint_every=None, stall_after=None, stall_margin=None, **settings)
-    cfg, splits = build_config(args, resolve_device(ctx.device))
+    cfg, splits = new_run_config(**_source_args(ctx, dataset), data_dir=ctx.data_dir, batch_size=pr.batch_size,
+                                 seq_len=pr.seq_len, model=cell, layers=layers, params=budget, dropout=dropout,
+                                 device=resolve_device(ctx.device), **settings)
     init_run(run_dir, cfg)
     return splits
 
@@ -193,7 +187,7 @@ def run_baselines(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
     from ..data.splits import SplitConfig
 
     src = _source_args(ctx, stage.dataset)
-    split_cfg = SplitConfig(fractions=tuple(float(f) for f in src["fractions"].split(",")),
+    split_cfg = SplitConfig(fractions=src["fractions"],
                             batch_size=ctx.preset.batch_size, seq_len=ctx.preset.seq_len)
     results = run_table2(src["dataset"], ctx.data_dir, out, baseline_preset(stage.params["preset"]),
                          resolve_device(ctx.device), text_path=src["text"], split_cfg=split_cfg, seed=ctx.preset.seed)
@@ -225,25 +219,25 @@ def run_gates(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
     return {"models": models}
 
 
-def _cli_json(argv: list[str]) -> None:
-    """Run an rnnlens subcommand in-process with its stdout (one JSON object) swallowed."""
-    from ..cli import main
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        code = main(argv)
-    if code != 0:
-        raise RnnlensError(f"rnnlens {argv[0]} failed with status {code}")
-
-
 def run_cells(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
-    """Figure 2 and the tanh(c) histogram: interpretable cells of the best LSTM (else the best model)."""
+    """Figure 2 and the tanh(c) histogram: interpretable cells of the best LSTM (else the best model), on
+    the test split."""
+    from ..cells.analysis import cell_histogram, find_cells, state_label, write_findings, write_histogram
+    from ..run import load_symbols
+    from ..data.splits import make_splits
+
     rows = _selected(ctx, stage.dataset)
     row = _best_of(rows, "lstm") or min(rows, key=lambda r: r["best_val_loss"])
-    run = str(Path(ctx.root) / row["run"])
-    common = ["--device", ctx.device, "--max-chars", str(stage.params["chars"]), "--out", str(out), "--json"]
-    common += ["--data-dir", ctx.data_dir] if ctx.data_dir else []
-    _cli_json(["cells", run, "--find", *common])
-    _cli_json(["cells", run, "--histogram", *common])
+    run = Path(ctx.root) / row["run"]
+    model, cfg, _ = load_model(run, "best", resolve_device(ctx.device))
+    symbols = load_symbols(cfg, ctx.data_dir)
+    split = make_splits(cfg.vocab.encode(symbols), cfg.split)["test"]
+    label = f"{cfg.source.label} test"
+    findings = find_cells(model, cfg, symbols, split, label, max_chars=stage.params["chars"])
+    write_findings(findings, out, cfg.vocab.unit, f"Interpretable cells of {run.name} on {label} "
+                   f"({state_label(findings.state)})", run=run)
+    write_histogram(cell_histogram(model, cfg, split, findings.state, stage.params["chars"]), out, findings.state,
+                    label)
     report = read_json(out / "report.json")
     features = [{"name": f["name"], "metric": f["metric"], "skipped": f["skipped"],
                  "best": f["best"][0] if f["best"] else None, "fraction": f["fraction"],
