@@ -321,7 +321,10 @@ def run_errors_stage(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
 def run_census(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
     """The census of interpretable cells: for every model the grid trained (healthy runs, every dropout), the
     share of its cells that pass the discovery thresholds per feature (LSTM: tanh(c); GRU and RNN: h)."""
+    from ..cells.analysis import find_cells, state_label, write_findings
     from ..cells.census import census_row, write_census
+    from ..data.splits import make_splits
+    from ..run import load_symbols
 
     rows, skipped = [], []
     for sid in stage.soft_deps:
@@ -329,14 +332,16 @@ def run_census(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
         if not rec or rec.get("status") in ("stalled", "diverged"):
             skipped.append({"stage": sid, "status": (rec or {}).get("status", "not finished")})
             continue
-        where = out / Path(sid).name
-        common = ["--device", ctx.device, "--max-chars", str(stage.params["chars"]), "--out", str(where), "--json"]
-        _cli_json(["cells", str(Path(ctx.root) / rec["run"]), "--find", *common,
-                   *(["--data-dir", ctx.data_dir] if ctx.data_dir else [])])
-        report = read_json(where / "report.json")
-        model = {**{k: rec.get(k) for k in ("cell", "layers", "budget", "dropout", "params")},
-                 "state": report["state"]}
-        rows.append(census_row(model, report))
+        run = Path(ctx.root) / rec["run"]
+        model, cfg, _ = load_model(run, "best", resolve_device(ctx.device))
+        symbols = load_symbols(cfg, ctx.data_dir)
+        split = make_splits(cfg.vocab.encode(symbols), cfg.split)["test"]
+        findings = find_cells(model, cfg, symbols, split, f"{cfg.source.label} test", max_chars=stage.params["chars"])
+        write_findings(findings, out / Path(sid).name, cfg.vocab.unit, f"Interpretable cells of {run.name} "
+                       f"({state_label(findings.state)})", run=run)
+        model_id = {**{k: rec.get(k) for k in ("cell", "layers", "budget", "dropout", "params")},
+                    "state": findings.state}
+        rows.append(census_row(model_id, findings.report.to_dict()))
     if not rows:
         raise RnnlensError(f"no model of {stage.dataset} finished training; the census has nothing to count")
     paths = write_census(rows, out, f"{stage.dataset}: share of cells over the discovery thresholds, per feature "
