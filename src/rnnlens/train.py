@@ -26,6 +26,7 @@ from .exceptions import RnnlensError
 from .evaluate import evaluate, evaluate_tensors
 from . import health
 from .fsutil import atomic_write_json, read_json
+from .lock import hold
 from . import __version__
 from .model import CharRNN, detach_state
 from .precision import autocast, explain_failure
@@ -126,7 +127,21 @@ def train(
     splits: dict[str, Split] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainOutcome:
-    """Train the run in ``run_dir`` (made by :func:`init_run`) from its saved state, or from scratch."""
+    """Train the run in ``run_dir`` (made by :func:`init_run`) from its saved state, or from scratch; the run's
+    write lock is held throughout (:mod:`rnnlens.lock`): a second writer gets an error naming this pid."""
+    load_config(run_dir)  # a folder that is not a run is refused before anything is written
+    with hold(run_dir, "run"):
+        return _train(run_dir, device, reporter, data_dir, splits, should_stop)
+
+
+def _train(
+    run_dir: str | os.PathLike,
+    device: torch.device | str,
+    reporter: Reporter | None,
+    data_dir: str | os.PathLike | None,
+    splits: dict[str, Split] | None,
+    should_stop: Callable[[], bool] | None,
+) -> TrainOutcome:
     run_dir = Path(run_dir)
     reporter = reporter or NullReporter()
     cfg = load_config(run_dir)

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from ..exceptions import RnnlensError
 from ..fsutil import atomic_write_json, read_json
+from ..lock import LOCK_NAME
 from .plan import Preset, Stage
 from .stages import RECORD, Context, execute, read_record, stage_dir
 
@@ -241,7 +242,7 @@ def prepare_out_dir(root: Path, preset: Preset, datasets: tuple[str, ...], stage
             old = read_json(plan_path)
         except (OSError, ValueError):
             old = {"fingerprint": "unreadable"}
-    elif root.is_dir() and any(root.iterdir()):
+    elif root.is_dir() and any(p.name != LOCK_NAME for p in root.iterdir()):  # its own lock is not content
         if not force:
             raise RnnlensError(f"{root} is not empty and holds no reproduction; choose another --out "
                                "(or pass --force to write into it)")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from ..exceptions import RnnlensError
+from ..lock import acquire, release
 from .executor import Backend, InlineBackend, LocalBackend, Outcome, Progress, default_workers, prepare_out_dir, run_plan
 from .plan import Preset, Stage, build_plan, check_order, corpus_info, get_preset, parse_datasets
 from .report import git_commit, write_report
@@ -84,13 +86,28 @@ def reproduce(out: str | os.PathLike, planned: Planned, device: str = "cpu", dat
                   "device": device_name(device), "workers": planned.workers, "torch": torch.__version__,
                   "git_commit": git_commit(),
                   "datasets": list(planned.datasets)}
-    prepare_out_dir(root, planned.preset, planned.datasets, planned.stages, force, invocation)
-    ctx = Context(str(root), planned.preset, device, data_dir, threads)
-    backend = backend or (InlineBackend() if planned.workers == 1 else LocalBackend(planned.workers))
+    if root.exists() and not root.is_dir():
+        raise RnnlensError(f"--out {root} is a file, not a folder; choose another --out")
+    fresh = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    try:  # one reproduction writes a folder at a time; its stages' runs are locked by train() as well
+        fd = acquire(root, "reproduction")
+    except BaseException:
+        if fresh:
+            root.rmdir()
+        raise
     try:
-        with sigterm_interrupts():
-            outcome = run_plan(planned.stages, ctx, backend, progress)
+        prepare_out_dir(root, planned.preset, planned.datasets, planned.stages, force, invocation)
+        ctx = Context(str(root), planned.preset, device, data_dir, threads)
+        backend = backend or (InlineBackend() if planned.workers == 1 else LocalBackend(planned.workers))
+        try:
+            with sigterm_interrupts():
+                outcome = run_plan(planned.stages, ctx, backend, progress)
+        finally:
+            backend.close()
+        write_report(root)
     finally:
-        backend.close()
-    write_report(root)
+        release(root, fd)
+        if fresh and not any(root.iterdir()):
+            root.rmdir()  # refused before writing anything: leave no empty folder behind
     return outcome
