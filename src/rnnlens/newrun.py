@@ -58,7 +58,8 @@ def read_source(dataset: str | None, text: str | os.PathLike | None,
         return DataSource(text_path=str(path), sha256=sha256_hex(raw), size=len(raw)), raw
     name = dataset or DEFAULT_DATASET
     raw = load_corpus_bytes(name, data_dir)
-    return DataSource(dataset=name, sha256=sha256_hex(raw), size=len(raw)), raw
+    remembered = str(Path(data_dir).expanduser().resolve()) if data_dir else None  # later commands fall back on it
+    return DataSource(dataset=name, sha256=sha256_hex(raw), size=len(raw), data_dir=remembered), raw
 
 
 def new_run_config(

@@ -23,7 +23,7 @@ import torch
 
 from . import __version__
 from .checkpoint import check_state_dict, load_tensors
-from .data.corpora import load_corpus_bytes
+from .data.corpora import DATA_ENV, load_corpus_bytes
 from .exceptions import RnnlensError
 from .fsutil import read_json
 from .model import CharRNN, ModelConfig
@@ -48,6 +48,14 @@ class DataSource:
     text_path: str | None = None   # ... or a user's file (absolute path)
     sha256: str = ""
     size: int = 0
+    data_dir: str | None = None    # the --data-dir a named corpus was trained from: the fallback of later commands
+
+    def corpus_dir(self, data_dir: str | os.PathLike | None = None) -> str | os.PathLike | None:
+        """Where to read the named corpus: ``data_dir`` (--data-dir) or $RNNLENS_DATA when given, else the folder
+        the run was trained from when it still exists, else the default (``rnnlens.data.corpora.data_dir``)."""
+        if data_dir or os.environ.get(DATA_ENV) or not self.data_dir or not Path(self.data_dir).is_dir():
+            return data_dir
+        return self.data_dir
 
     @property
     def label(self) -> str:
@@ -56,7 +64,7 @@ class DataSource:
     def read_bytes(self, data_dir: str | os.PathLike | None = None) -> bytes:
         """The source's bytes; ``RnnlensError`` if missing or (when a checksum is stored) changed."""
         if self.dataset is not None:
-            raw = load_corpus_bytes(self.dataset, data_dir)
+            raw = load_corpus_bytes(self.dataset, self.corpus_dir(data_dir))
         else:
             raw = read_file_bytes(self.text_path or "")
         if self.sha256 and sha256_hex(raw) != self.sha256:
@@ -67,11 +75,12 @@ class DataSource:
         return raw
 
     def to_dict(self) -> dict:
-        return {"dataset": self.dataset, "text_path": self.text_path, "sha256": self.sha256, "size": self.size}
+        d = {"dataset": self.dataset, "text_path": self.text_path, "sha256": self.sha256, "size": self.size}
+        return {**d, "data_dir": self.data_dir} if self.data_dir else d
 
     @classmethod
     def from_dict(cls, d: dict) -> "DataSource":
-        return cls(d.get("dataset"), d.get("text_path"), d.get("sha256", ""), int(d.get("size", 0)))
+        return cls(d.get("dataset"), d.get("text_path"), d.get("sha256", ""), int(d.get("size", 0)), d.get("data_dir"))
 
 
 def sha256_hex(raw: bytes) -> str:
