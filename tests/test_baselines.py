@@ -90,7 +90,7 @@ def test_bad_input_is_refused(text, tmp_path):
         load_data(text_path=text, split_cfg=SplitConfig(fractions=(0.9, 0.1, 0.0), batch_size=4, seq_len=20))
     with pytest.raises(RnnlensError, match="unknown preset"):
         table(text, tmp_path / "o", "huge")
-    with pytest.raises(RnnlensError, match="cannot read"):
+    with pytest.raises(RnnlensError, match="does not exist"):
         load_data(text_path=tmp_path / "missing.txt")
     with pytest.raises(RnnlensError, match="either a dataset name or a text file"):
         load_data()
