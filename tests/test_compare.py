@@ -86,7 +86,9 @@ def test_dynamics_point_by_hand():
     y = np.array([0, 1])
     pt = dynamics_point(d, {"r": ref}, y)
     assert pt["loss"] == pytest.approx(-(np.log(0.7) + np.log(0.5)) / 2)
-    assert pt["refs"]["r"]["loss_diff"] == pytest.approx(pt["loss"] + (np.log(0.5) + np.log(0.6)) / 2)
+    # reference loss minus model loss: the model (0.7, 0.5) is ahead of the reference (0.5, 0.6), so positive
+    assert pt["refs"]["r"]["ref_minus_model"] == pytest.approx(-(np.log(0.5) + np.log(0.6)) / 2 - pt["loss"])
+    assert pt["refs"]["r"]["ref_minus_model"] > 0 and "loss_diff" not in pt["refs"]["r"]
     assert pt["refs"]["r"]["skl"] == pytest.approx(symmetric_kl(d, ref).mean())
 
 
