@@ -59,7 +59,8 @@ class CompareConfig:
         if not 0 < self.threshold <= 1:
             raise RnnlensError(f"--threshold must be in (0, 1], got {self.threshold}")
         if self.reference_ngram < 0:
-            raise RnnlensError(f"--reference-ngram must be >= 0 (0: the best on validation), got {self.reference_ngram}")
+            raise RnnlensError(f"--reference-ngram must be >= 0 (0: the best on validation), "
+                               f"got {self.reference_ngram}")
         if not self.nnn_hiddens or any(h < 1 for h in self.nnn_hiddens):
             raise RnnlensError(f"--nnn-hidden needs hidden sizes >= 1, got {list(self.nnn_hiddens)}")
 
