@@ -106,3 +106,14 @@ def test_edges_validated():
     for bad in ([], [0, 5], [5, 5], [10, 2]):
         with pytest.raises(RnnlensError):
             check_edges(bad)
+
+
+def test_a_brace_pair_has_the_distance_of_its_offsets():
+    """One pair in a tiny text: the '}' at offset 6 closes the '{' at 1, so its distance is 6 - 1 = 5, the
+    number the '}'-distance figure (the paper's Figure 5) buckets; every other offset has none."""
+    text = np.frombuffer(b"x{a;b;}y", dtype=np.uint8)
+    m = match_braces(text)
+    d = m.distances(len(text))
+    assert d.tolist() == [-1, -1, -1, -1, -1, -1, 5, -1]
+    rows = bucket_means(d, {"m": np.linspace(0, 0.7, 8)}, (1, 5, 6))
+    assert [r["count"] for r in rows] == [0, 1, 0] and rows[1]["m"] == pytest.approx(0.6)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from itertools import product
 from pathlib import Path
@@ -86,7 +87,9 @@ def test_dynamics_point_by_hand():
     y = np.array([0, 1])
     pt = dynamics_point(d, {"r": ref}, y)
     assert pt["loss"] == pytest.approx(-(np.log(0.7) + np.log(0.5)) / 2)
-    assert pt["refs"]["r"]["loss_diff"] == pytest.approx(pt["loss"] + (np.log(0.5) + np.log(0.6)) / 2)
+    # reference loss minus model loss: the model (0.7, 0.5) is ahead of the reference (0.5, 0.6), so positive
+    assert pt["refs"]["r"]["ref_minus_model"] == pytest.approx(-(np.log(0.5) + np.log(0.6)) / 2 - pt["loss"])
+    assert pt["refs"]["r"]["ref_minus_model"] > 0 and "loss_diff" not in pt["refs"]["r"]
     assert pt["refs"]["r"]["skl"] == pytest.approx(symmetric_kl(d, ref).mean())
 
 
@@ -136,12 +139,18 @@ def test_compare_command_end_to_end(tiny_run, tmp_path, capsys):
     assert v[nn] + v[f"{model}&{nn}"] + v[f"{gram}&{nn}"] + v[f"{model}&{gram}&{nn}"] == res["errors"][nn]
     b = res["braces"]
     assert b["matched"] == sum(r["count"] for r in b["buckets"]) and b["closing"] == b["matched"] + b["unmatched"]
+    # the per-character table and the braces compare against the 20-gram, the Venn keeps the best of the list
+    assert res["reference_ngram"]["n"] == 20 and res["per_char"]["reference"] == "20-gram" != gram
+    assert set(b["buckets"][0]) == {"lo", "hi", "count", model, "20-gram"}
+    assert all("20-gram" in r and r["diff"] == pytest.approx(r[model] - r["20-gram"]) for r in res["per_char"]["top"]["gains"])
+    assert "20-gram" not in res["venn"] and "20-gram" not in res["errors"]
+    assert res["nnn"]["hidden"] == {"1": 8, "2": 8} and res["nnn"]["source"] == {"1": "trained", "2": "trained"}
     dyn = res["dynamics"]
     assert [p["step"] for p in dyn["points"]] == [10, 20] and dyn["refs"] == ["1-NN", "2-NN"]
     assert dyn["chars"] == 4 * 10  # 40 characters: 10 columns of the 4 rows
     # a rerun reads the cached scores and models and gives the same numbers; the dynamics reuse the n-NNs
     cache = sorted(p.name for p in (out / "cache").iterdir())
-    assert len([c for c in cache if c.startswith("ngram-")]) == 4  # two n-grams x (val, test)
+    assert len([c for c in cache if c.startswith("ngram-")]) == 5  # two n-grams x (val, test), the 20-gram's test
     assert len([c for c in cache if c.startswith("nnn-") and c.endswith(".safetensors")]) == 2
     assert len([c for c in cache if c.startswith("nnn-") and c.endswith(".npz")]) == 4
     assert cli(compare_cmd, argv) == 0
@@ -157,6 +166,42 @@ def test_compare_with_ngram_dynamics_and_no_snapshots(tiny_run, tmp_path, capsys
     res = json.loads(capsys.readouterr().out)
     assert res["dynamics"]["refs"] == ["1-gram"] and res["dynamics"]["chars"] == 8
     assert "nnn" not in res and len(res["venn"]) == 4
+
+
+def test_compare_tunes_the_nnn_hidden_size_or_reuses_a_baselines_folder(tiny_run, tmp_path, capsys):
+    from rnnlens.baselines.table import Preset, run_table2
+    from rnnlens.run import load_config
+
+    out = tmp_path / "grid"
+    base = ["compare", str(tiny_run), "--ngram", "2", "--reference-ngram", "0", "--nnn", "1", "--nnn-epochs", "1",
+            "--dynamics", "off", "--device", "cpu", "--json"]
+    assert cli(compare_cmd, base + ["--nnn-hidden", "4,12", "--out", str(out)]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["nnn"]["hiddens"] == [4, 12] and res["nnn"]["hidden"]["1"] in (4, 12)
+    assert res["reference_ngram"] == {"n": 2, "loss": res["loss"]["2-gram"], "chosen": "best on validation"}
+    # the sizes tried were both trained: the kept one has the lower validation loss of the two
+    from rnnlens.baselines.nnn import load_nnn
+    (saved,) = [p for p in (out / "cache").iterdir() if p.suffix == ".safetensors"]
+    grid = load_nnn(saved)[2]["grid"]
+    assert set(grid) == {"4", "12"} and grid[str(res["nnn"]["hidden"]["1"])] == min(grid.values())
+    # a baselines folder of the same text and split: its 1-NN is used, nothing is trained
+    cfg = load_config(tiny_run)
+    bdir = tmp_path / "baselines"
+    run_table2(None, None, bdir, Preset("t", (), (1,), (6,), 1, 0, 64, 1), text_path=cfg.source.text_path,
+               split_cfg=cfg.split)
+    out2 = tmp_path / "reuse"
+    assert cli(compare_cmd, base + ["--nnn-from", str(bdir), "--out", str(out2)]) == 0
+    res2 = json.loads(capsys.readouterr().out)
+    assert res2["nnn"]["source"] == {"1": "baselines"} and res2["nnn"]["hidden"] == {"1": 6}
+    assert not [p for p in (out2 / "cache").iterdir() if p.suffix == ".safetensors"]
+    # baselines of another split are refused with a one-line error
+    other = tmp_path / "other"
+    run_table2(None, None, other, Preset("t", (), (1,), (6,), 1, 0, 64, 1), text_path=cfg.source.text_path,
+               split_cfg=dataclasses.replace(cfg.split, batch_size=2))
+    with pytest.raises(RnnlensError, match="another text, unit or split"):
+        cli(compare_cmd, base + ["--nnn-from", str(other), "--out", str(tmp_path / "o3")])
+    with pytest.raises(RnnlensError, match="not a baselines output folder"):
+        cli(compare_cmd, base + ["--nnn-from", str(tmp_path), "--out", str(tmp_path / "o4")])
 
 
 def test_compare_command_errors(tiny_run, tmp_path):

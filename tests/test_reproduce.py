@@ -432,3 +432,45 @@ def test_the_pilot_stage_extends_downwards_while_the_smallest_wins(tmp_path, mon
     assert trials[5.0]["status"] == "diverged"
     assert result["lr"] == pilot_mod.choose(result["trials"])["lr"] != 5.0
     assert all((root / t["run"] / "metrics.jsonl").is_file() for t in result["trials"])
+
+
+# ----- the compare stage takes the baselines stage's tuned n-NNs (issue 14) ----------------------------------------
+def test_compare_stage_reuses_the_baselines_stage_models(tmp_path):
+    from rnnlens.baselines.table import run_table2
+    from rnnlens.reproduce.plan import CorpusInfo, Stage
+    from rnnlens.run import load_config
+
+    plan = build_plan(PRESETS["cpu"], [CorpusInfo("warpeace", 3_258_250, 87, (0.8, 0.1, 0.1))])
+    check_order(plan)
+    cmp = next(s for s in plan if s.kind == "compare")
+    assert cmp.soft_deps == ("baselines/warpeace",) and cmp.deps == ("select/warpeace",)
+    assert all(s.soft_deps == () for s in plan if s.kind in ("gates", "errors"))
+
+    root = tmp_path / "root"
+    rng = np.random.default_rng(5)
+    text = tmp_path / "t.txt"
+    text.write_text(" ".join(rng.choice(["int", "x", "{", "}", ";", "f(y)", "\n"], size=2500)))
+    run = root / "runs" / "lstm"
+    assert main(["train", "--text", str(text), "--model", "lstm", "--batch-size", "4", "--seq-len", "16", "--hidden",
+                 "8", "--layers", "1", "--max-steps", "10", "--eval-every", "10", "--out", str(run), "--quiet",
+                 "--device", "cpu"]) == 0
+    row = {"run": "runs/lstm", "cell": "lstm", "layers": 1, "budget": "8k", "best_val_loss": 1.0}
+    atomic_write_json(root / "stages" / "select" / "tiny" / "stage.json", {"result": {"rows": [row]}})
+    bdir = root / "stages" / "baselines" / "tiny"
+    run_table2(None, None, bdir, stages_mod.baseline_preset("smoke"), text_path=text,
+               split_cfg=load_config(run).split)
+    ctx = stages_mod.Context(str(root), replace(PRESETS["smoke"], snapshot_every=0))
+    stage = Stage("compare/tiny", "compare", "tiny", {"chars": 200})
+
+    def compare() -> dict:
+        out = stages_mod.stage_dir(root, stage.id)
+        out.mkdir(parents=True, exist_ok=True)
+        return stages_mod.run_compare_stage(stage, ctx, out)
+
+    # the baselines stage has not finished (no stage.json): the n-NNs are trained here, on the baselines' grid
+    res = compare()
+    assert res["nnn"]["source"] == {1: "trained", 2: "trained"} and res["nnn"]["hiddens"] == [16]
+    assert res["reference_ngram"]["n"] == 3  # the smoke baselines fit no 20-gram: their largest n
+    atomic_write_json(bdir / "stage.json", {"result": {}})
+    res = compare()
+    assert res["nnn"]["source"] == {1: "baselines", 2: "baselines"} and res["nnn"]["from"] == "stages/baselines/tiny"

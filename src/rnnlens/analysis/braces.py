@@ -1,6 +1,6 @@
 """Matching curly braces in C-like code, and how well a model predicts a ``}`` by its distance to the ``{``.
 
-The paper (Fig. 4, right) plots, for Linux kernel code, the mean probability a model gives each closing
+The paper (Figure 5) plots, for Linux kernel code, the mean probability a model gives each closing
 brace against the distance to its opening brace: the LSTM's lead over the n-gram grows up to about 60
 characters, then stays flat.
 

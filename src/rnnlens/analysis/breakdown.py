@@ -85,7 +85,7 @@ def oracle_inputs(cfg: RunConfig, splits: dict[str, Split], split: str, ids: np.
     train split's word counts and the vocabulary's character classes."""
     sp = splits[split]
     ng = ngram_probs(cfg, splits, list(ocfg.ngram_ns), [split], cache_dir, say)[split]
-    classes = CharClasses.for_vocab(cfg.vocab)
+    classes = CharClasses.for_vocab(cfg.vocab, ocfg.apostrophe)
     tr = splits["train"]
     counts = train_word_counts(row_streams(tr.x, tr.y), classes)
     targets = sp.positions().reshape(-1) + 1

@@ -3,7 +3,10 @@
 Writes under ``out``: ``compare.json`` (everything), ``venn.png``, ``per_char.png`` + ``per_char.md``,
 ``braces.png`` (text with braces), ``dynamics.png`` (runs with snapshots) and ``cache/`` (baseline scores
 and n-NN models, reused by later calls). Baselines are fitted on the run's own train split; the "best"
-n-gram / n-NN of the lists given is the one with the lowest *validation* loss.
+n-gram / n-NN of the lists given is the one with the lowest *validation* loss, and each n-NN's hidden size is
+chosen on validation over ``nnn_hiddens`` (or the tuned models of a ``rnnlens baselines`` folder are reused,
+``nnn_from``). As in the paper, the Venn diagram shows the best n-gram and the best n-NN, while the
+per-character table and the ``}``-distance figure compare against the ``reference_ngram`` (the 20-gram).
 """
 
 from __future__ import annotations
@@ -35,7 +38,10 @@ class CompareConfig:
 
     ngram_ns: tuple[int, ...] = (20,)
     nnn_ns: tuple[int, ...] = ()
-    nnn_settings: dict[str, Any] = field(default_factory=dict)  # NNNConfig fields other than n
+    nnn_settings: dict[str, Any] = field(default_factory=dict)  # NNNConfig fields other than n and hidden
+    nnn_hiddens: tuple[int, ...] = (128, 256, 512, 1024)  # hidden sizes tried per n-NN, best on validation kept
+    nnn_from: str | None = None    # a `rnnlens baselines` output folder whose tuned n-NNs are reused
+    reference_ngram: int = 20      # the n-gram of the per-character and brace comparisons (0: best on val)
     split: str = "test"
     threshold: float = 0.5
     top: int = 10
@@ -52,6 +58,11 @@ class CompareConfig:
             raise RnnlensError(f"--dynamics must be auto, nnn, ngram or off, got {self.dynamics!r}")
         if not 0 < self.threshold <= 1:
             raise RnnlensError(f"--threshold must be in (0, 1], got {self.threshold}")
+        if self.reference_ngram < 0:
+            raise RnnlensError(f"--reference-ngram must be >= 0 (0: the best on validation), "
+                               f"got {self.reference_ngram}")
+        if not self.nnn_hiddens or any(h < 1 for h in self.nnn_hiddens):
+            raise RnnlensError(f"--nnn-hidden needs hidden sizes >= 1, got {list(self.nnn_hiddens)}")
 
 
 def _best(probs_val: dict[int, np.ndarray]) -> tuple[int, dict[int, float]]:
@@ -90,7 +101,8 @@ def _dynamics(run_dir: Path, cfg: RunConfig, splits: dict, ccfg: CompareConfig, 
     y = first.y.reshape(-1)
     refs: dict[str, np.ndarray] = {}
     if kind == "nnn":
-        models = nnn_models(cfg, splits, list(ccfg.dynamics_ns), _nnn_base(ccfg), cache / "cache", device, say)
+        models = nnn_models(cfg, splits, list(ccfg.dynamics_ns), _nnn_base(ccfg), cache / "cache", device, say,
+                            ccfg.nnn_hiddens, ccfg.nnn_from)
         for n, (m, _) in models.items():
             refs[f"{n}-NN"] = m.distributions_rows(sp.x[:, :cols]).reshape(-1, len(cfg.vocab))
     else:
@@ -107,7 +119,7 @@ def _dynamics(run_dir: Path, cfg: RunConfig, splits: dict, ccfg: CompareConfig, 
 
 
 def _nnn_base(ccfg: CompareConfig) -> Any:
-    return nnn_module().NNNConfig.from_dict({**ccfg.nnn_settings, "n": 1})
+    return nnn_module().NNNConfig.from_dict({**ccfg.nnn_settings, "n": 1, "hidden": ccfg.nnn_hiddens[0]})
 
 
 def run_compare(run_dir: str | os.PathLike, out: str | os.PathLike, ccfg: CompareConfig = CompareConfig(),
@@ -132,11 +144,15 @@ def run_compare(run_dir: str | os.PathLike, out: str | os.PathLike, ccfg: Compar
                               "threshold": ccfg.threshold, "model": mname,
                               "ngram": {"val_loss": ng_val, "best": best_ng}}
     if ccfg.nnn_ns:
-        models = nnn_models(cfg, splits, list(ccfg.nnn_ns), _nnn_base(ccfg), out / "cache", device, say)
+        models = nnn_models(cfg, splits, list(ccfg.nnn_ns), _nnn_base(ccfg), out / "cache", device, say,
+                            ccfg.nnn_hiddens, ccfg.nnn_from)
         nn = nnn_probs(models, splits, names, out / "cache")
         best_nn, nn_val = _best(nn["val"])
         probs[f"{best_nn}-NN"] = nn[ccfg.split][best_nn].reshape(-1)
-        result["nnn"] = {"val_loss": nn_val, "best": best_nn}
+        result["nnn"] = {"val_loss": nn_val, "best": best_nn, "hidden": {n: m.hidden for n, (m, _) in models.items()},
+                         "source": {n: "baselines" if "-baselines-" in name else "trained"
+                                    for n, (_, name) in models.items()},
+                         "hiddens": list(ccfg.nnn_hiddens), "from": ccfg.nnn_from}
     result["loss"] = {k: float(-np.mean(np.log(np.maximum(p, 1e-30)))) for k, p in probs.items()}
     errs = {k: error_mask(p, ccfg.threshold) for k, p in probs.items()}
     result["errors"] = {k: int(e.sum()) for k, e in errs.items()}
@@ -144,15 +160,21 @@ def run_compare(run_dir: str | os.PathLike, out: str | os.PathLike, ccfg: Compar
     plots.save_figure(plots.venn_figure(result["venn"], list(errs), f"errors (P < {ccfg.threshold}) on "
                                         f"{ccfg.split}, {sp.num_chars:,} chars"), out / "venn.png")
 
-    ngname = f"{best_ng}-gram"
-    stats = per_char_stats(sp.y.reshape(-1), probs, cfg.vocab)
+    ref = ccfg.reference_ngram or best_ng
+    ngname = f"{ref}-gram"
+    p_ref = (ng[ccfg.split][ref] if ref in ng[ccfg.split]
+             else ngram_probs(cfg, splits, [ref], [ccfg.split], out / "cache", say)[ccfg.split][ref]).reshape(-1)
+    result["reference_ngram"] = {"n": ref, "loss": float(-np.mean(np.log(np.maximum(p_ref, 1e-30)))),
+                                 "chosen": "best on validation" if not ccfg.reference_ngram else "fixed"}
+    cols = {mname: p_model, ngname: p_ref, **{k: v for k, v in probs.items() if k not in (mname, ngname)}}
+    stats = per_char_stats(sp.y.reshape(-1), cols, cfg.vocab)
     top = top_differences(stats, mname, ngname, ccfg.top, ccfg.min_count)
-    result["per_char"] = {"stats": stats, "top": top, "min_count": ccfg.min_count}
-    atomic_write_text(out / "per_char.md", _per_char_md(top, list(probs)))
+    result["per_char"] = {"stats": stats, "top": top, "min_count": ccfg.min_count, "reference": ngname}
+    atomic_write_text(out / "per_char.md", _per_char_md(top, list(cols)))
     plots.save_figure(plots.per_char_figure(top, mname, ngname, f"mean P(correct) per character, {ccfg.split}"),
                       out / "per_char.png")
 
-    result["braces"] = _braces(symbols, cfg, sp, {mname: p_model, ngname: probs[ngname]}, ccfg, out)
+    result["braces"] = _braces(symbols, cfg, sp, {mname: p_model, ngname: p_ref}, ccfg, out)
     dyn = _dynamics(run_dir, cfg, splits, ccfg, out, device, say)
     if dyn is not None:
         result["dynamics"] = dyn

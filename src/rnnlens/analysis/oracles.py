@@ -7,19 +7,27 @@ applied in the paper's order; each removes, from the errors still left, those it
 2. ``memory`` n in 100, 500, 1000, 50000 (dynamic n-long memory): the error is inside a word, at its second
    character or later, and the word occurs as a substring of the n characters of text just before the
    word's first character (``memory_match="word"``: the whole word; ``"prefix"``: the word up to and
-   including the erroneous character).
-3. ``rare`` n = 0..5: the error is inside a word, second character or later, and the word occurs <= n times
-   (as a whole word) in the training split.
+   including the erroneous character). ``memory_scope="split"`` (default): the text looked back at is the
+   analysed split's own text, the text the model read for these predictions (the inputs, ``targets - 1``,
+   in the order given, one stretch per run of consecutive offsets: in the interleaved layout each row of the
+   split, rows in order); a word that began before its stretch counts from the stretch's first character.
+   ``"text"`` (before issue 14): the whole text before the word, train and validation text included.
+3. ``rare`` n = 0..5: the error is inside a word and the word occurs <= n times (as a whole word) in the
+   training split; from the word's first character on (``rare_from="first"``, default) or, as before
+   issue 14, from its second (``"second"``).
 4. ``word``: the error is the first character of a word, i.e. it follows a space, tab, newline or quote
-   (:mod:`rnnlens.data.textclass`), whatever the character itself is.
+   (:mod:`rnnlens.data.textclass`), whatever the character itself is. An apostrophe between two letters is
+   part of the word, not a quote (``apostrophe="word"``, default; ``"quote"`` before issue 14).
 5. ``punct``: the character is punctuation.
-6. ``boost`` b = 0.1..0.4: adding b to the correct character's probability would lift it to the threshold.
+6. ``boost`` b = 0.1, 0.2, ... up to ``boost_max`` (default: the threshold, so the cascade ends with nothing
+   remaining): adding b to the correct character's probability would lift it to the threshold.
 
 Within an oracle the parameters are nested (a larger n catches everything a smaller one does), so step
 ``(oracle, v)`` removes the errors caught with parameter v that no earlier step removed. Whatever no oracle
 removes is ``remaining``. Everything works on flat arrays over the M predictions of a split: ``targets``
-holds each predicted character's offset in the whole text (ids), so words and memory windows may reach
-outside the split (a word cut by a split or row boundary is still the whole word of the text).
+holds each predicted character's offset in the whole text (ids), so words may reach outside the split (a
+word cut by a split or row boundary is still the whole word of the text).
+:meth:`OracleConfig.before_issue_14` gives the earlier definitions, for comparison.
 """
 
 from __future__ import annotations
@@ -45,27 +53,59 @@ class OracleConfig:
     ngram_ns: tuple[int, ...] = tuple(range(1, 10))
     memory_windows: tuple[int, ...] = (100, 500, 1000, 50000)
     memory_match: str = "word"
+    memory_scope: str = "split"    # split: the analysed split's own text; text: the whole text before it
     rare_counts: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
-    boosts: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)
+    rare_from: str = "first"       # first: a rare word's every character; second: from its second on
+    boosts: tuple[float, ...] | None = None  # None: 0.1, 0.2, ... up to boost_max
+    boost_max: float | None = None  # None: the threshold (nothing remains)
+    apostrophe: str = "word"       # word: an apostrophe between letters is part of the word; quote: a quote
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
             raise RnnlensError(f"error threshold must be in (0, 1], got {self.threshold}; the paper uses 0.5")
-        if self.memory_match not in ("word", "prefix"):
-            raise RnnlensError(f"memory match must be 'word' or 'prefix', got {self.memory_match!r}")
+        for name, val, allowed in (("memory match", self.memory_match, ("word", "prefix")),
+                                   ("memory scope", self.memory_scope, ("split", "text")),
+                                   ("rare-from", self.rare_from, ("first", "second")),
+                                   ("apostrophe", self.apostrophe, ("word", "quote"))):
+            if val not in allowed:
+                raise RnnlensError(f"{name} must be {' or '.join(map(repr, allowed))}, got {val!r}")
+        if self.boosts is not None and self.boost_max is not None:
+            raise RnnlensError("give the boosts or their maximum, not both (--boost or --boost-max)")
+        if self.boost_max is not None and not 0.0 < self.boost_max <= 1.0:
+            raise RnnlensError(f"boost max must be in (0, 1], got {self.boost_max}; e.g. --boost-max 0.4")
         for name, vals, lo in (("n-gram n", self.ngram_ns, 1), ("memory window", self.memory_windows, 1),
-                               ("rare-word count", self.rare_counts, 0), ("boost", self.boosts, 0)):
+                               ("rare-word count", self.rare_counts, 0), ("boost", self.boost_levels, 0)):
             if list(vals) != sorted(set(vals)) or any(v < lo for v in vals):
                 raise RnnlensError(f"{name} values must be distinct, increasing and >= {lo}, got {list(vals)}")
 
+    @property
+    def boost_levels(self) -> tuple[float, ...]:
+        """The boosts tried: ``boosts`` when given, else 0.1, 0.2, ... below ``boost_max`` and ``boost_max``
+        itself (the threshold when unset: p + threshold >= threshold for every p, so nothing remains)."""
+        if self.boosts is not None:
+            return tuple(float(b) for b in self.boosts)
+        cap = self.threshold if self.boost_max is None else float(self.boost_max)
+        return tuple(round(0.1 * k, 10) for k in range(1, 11) if 0.1 * k < cap - 1e-9) + (cap,)
+
+    @classmethod
+    def before_issue_14(cls, **changes) -> "OracleConfig":
+        """The definitions used before issue 14 (memory over the whole text, rare words from their second
+        character, boosts up to 0.4, every apostrophe a quote), with ``changes`` applied."""
+        old = dict(memory_scope="text", rare_from="second", boost_max=0.4, apostrophe="quote")
+        if changes.get("boosts") is not None:
+            old.pop("boost_max")
+        return cls(**{**old, **changes})
+
     def params(self, oracle: str) -> tuple:
         return {"ngram": self.ngram_ns, "memory": self.memory_windows, "rare": self.rare_counts,
-                "word": (None,), "punct": (None,), "boost": self.boosts}[oracle]
+                "word": (None,), "punct": (None,), "boost": self.boost_levels}[oracle]
 
     def to_dict(self) -> dict:
         return {"threshold": self.threshold, "ngram_ns": list(self.ngram_ns),
                 "memory_windows": list(self.memory_windows), "memory_match": self.memory_match,
-                "rare_counts": list(self.rare_counts), "boosts": list(self.boosts)}
+                "memory_scope": self.memory_scope, "rare_counts": list(self.rare_counts),
+                "rare_from": self.rare_from, "boosts": list(self.boost_levels), "boost_max": self.boost_max,
+                "apostrophe": self.apostrophe}
 
 
 @dataclass
@@ -132,6 +172,19 @@ def _first_level(hit: np.ndarray) -> np.ndarray:
     return first
 
 
+def _stretches(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(M,) target offsets -> (M,) stretch index of each prediction and (G, 2) [start, end) text offsets of
+    the G stretches the model read: the inputs ``targets - 1``, one stretch per run of consecutive offsets."""
+    if not len(targets):
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 2), dtype=np.int64)
+    brk = np.flatnonzero(np.diff(targets) != 1) + 1
+    first = np.concatenate([[0], brk])
+    last = np.concatenate([brk - 1, [len(targets) - 1]])
+    group = np.zeros(len(targets), dtype=np.int64)
+    group[brk] = 1
+    return np.cumsum(group), np.stack([targets[first] - 1, targets[last]], axis=1)
+
+
 def _memory_levels(err: np.ndarray, targets: np.ndarray, spans: WordSpans, text_str: str,
                    cfg: OracleConfig) -> np.ndarray:
     level = np.full(len(targets), _NEVER, dtype=np.int64)
@@ -139,15 +192,25 @@ def _memory_levels(err: np.ndarray, targets: np.ndarray, spans: WordSpans, text_
     if not len(windows):
         return level
     biggest = int(windows[-1])
+    if cfg.memory_scope == "split":  # the split's own text: its stretches, in order, one after the other
+        group, bounds = _stretches(targets)
+        seen = "".join(text_str[a:b] for a, b in bounds.tolist())
+        base = np.concatenate([[0], np.cumsum(bounds[:, 1] - bounds[:, 0])[:-1]]) if len(bounds) else bounds[:, 0]
     for k in np.flatnonzero(err).tolist():
         t = int(targets[k])
         s = int(spans.start[t])
         if s < 0 or s == t:  # not in a word, or its first character
             continue
         needle = text_str[s:int(spans.end[t])] if cfg.memory_match == "word" else text_str[s:t + 1]
-        j = text_str.rfind(needle, max(0, s - biggest), s)  # the nearest earlier occurrence
+        if cfg.memory_scope == "split":
+            g = int(group[k])
+            at = int(base[g]) + max(0, s - int(bounds[g, 0]))  # the word's start in the split's own text
+            j = seen.rfind(needle, max(0, at - biggest), at)
+        else:
+            at = s
+            j = text_str.rfind(needle, max(0, s - biggest), s)  # the nearest earlier occurrence
         if j >= 0:
-            level[k] = int(np.searchsorted(windows, s - j, side="left"))
+            level[k] = int(np.searchsorted(windows, at - j, side="left"))
     return level
 
 
@@ -158,7 +221,7 @@ def _rare_levels(err: np.ndarray, targets: np.ndarray, spans: WordSpans, text_st
     for k in np.flatnonzero(err).tolist():
         t = int(targets[k])
         s = int(spans.start[t])
-        if s < 0 or s == t:
+        if s < 0 or (s == t and cfg.rare_from == "second"):
             continue
         c = counts.get(text_str[s:int(spans.end[t])], 0)
         j = int(np.searchsorted(limits, c, side="left"))  # first limit >= count
@@ -174,7 +237,8 @@ def oracle_breakdown(prob: np.ndarray, targets: np.ndarray, text: np.ndarray, cl
 
     prob: (M,) probability the model gave each correct character. targets: (M,) offset in ``text`` of each
     predicted character (>= 1). text: (T,) ids of the whole text. ngram_probs: n -> (M,) probability under
-    the n-gram model, for every n of ``cfg.ngram_ns``. train_counts: from :func:`train_word_counts`.
+    the n-gram model, for every n of ``cfg.ngram_ns``. train_counts: from :func:`train_word_counts` (with
+    classes of the same ``apostrophe`` mode). ``cfg.apostrophe`` decides how apostrophes count here.
     """
     p = np.asarray(prob, dtype=np.float64).reshape(-1)
     targets = np.asarray(targets, dtype=np.int64).reshape(-1)
@@ -187,7 +251,9 @@ def oracle_breakdown(prob: np.ndarray, targets: np.ndarray, text: np.ndarray, cl
     if missing:
         raise RnnlensError(f"the n-gram oracle needs n-gram probabilities for n = {missing}; fit those models")
     err = p < cfg.threshold
+    classes = classes.with_apostrophe(cfg.apostrophe)
     spans = WordSpans.of(text, classes)
+    _, punct_at, opener_at = classes.at(text)
     text_str = ids_to_str(text)
     thr = cfg.threshold
     ngram = _first_level(np.stack([np.asarray(ngram_probs[n]).reshape(-1) >= thr for n in cfg.ngram_ns])
@@ -197,9 +263,9 @@ def oracle_breakdown(prob: np.ndarray, targets: np.ndarray, text: np.ndarray, cl
         "ngram": ngram,
         "memory": _memory_levels(left, targets, spans, text_str, cfg),
         "rare": _rare_levels(left, targets, spans, text_str, train_counts, cfg),
-        "word": np.where(classes.opener[text[targets - 1]], 0, _NEVER),
-        "punct": np.where(classes.punct[text[targets]], 0, _NEVER),
-        "boost": _first_level(np.stack([p + b >= thr for b in cfg.boosts]) if cfg.boosts
+        "word": np.where(opener_at[targets - 1], 0, _NEVER),
+        "punct": np.where(punct_at[targets], 0, _NEVER),
+        "boost": _first_level(np.stack([p + b >= thr for b in cfg.boost_levels]) if cfg.boost_levels
                               else np.zeros((0, len(p)), bool)),
     }
     category = np.where(err, -2, -1).astype(np.int64)  # -2: an error not yet removed

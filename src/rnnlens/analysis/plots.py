@@ -107,15 +107,16 @@ def brace_figure(buckets: list[dict], models: list[str], title: str = ""):
 
 
 def dynamics_figure(steps: list[int], points: list[dict], refs: list[str], title: str = ""):
-    """Symmetric KL to each reference model (left) and loss difference (right) against training step."""
+    """Symmetric KL to each reference model (left) and reference loss minus model loss (right) against training
+    step."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
     for r in refs:
         a1.plot(steps, [p["refs"][r]["skl"] for p in points], marker=".", label=r)
-        a2.plot(steps, [p["refs"][r]["loss_diff"] for p in points], marker=".", label=r)
+        a2.plot(steps, [p["refs"][r]["ref_minus_model"] for p in points], marker=".", label=r)
     a1.set_xlabel("training step")
     a1.set_ylabel("mean symmetric KL (nats)")
     a2.set_xlabel("training step")
-    a2.set_ylabel("model loss - reference loss (nats/char)")
+    a2.set_ylabel("reference loss - model loss (nats/char)")
     a2.axhline(0, color="k", lw=0.5)
     a1.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)

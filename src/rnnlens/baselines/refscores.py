@@ -15,14 +15,14 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from ..capture.store import capture_split
 from ..exceptions import RnnlensError
-from ..fsutil import atomic_write
+from ..fsutil import atomic_write, read_json
 from ..model import CharRNN
 from ..ngram.model import KneserNeyLM, NGramConfig, row_streams
 from ..run import RunConfig
@@ -135,28 +135,61 @@ def nnn_module():
                            "leave out --nnn") from None
 
 
+def check_baselines_dir(from_dir: str | os.PathLike, cfg: RunConfig) -> Path:
+    """A ``rnnlens baselines`` output folder whose models were trained on this run's text, split and unit."""
+    d = Path(from_dir)
+    try:
+        setup = read_json(d / "results.json")["setup"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise RnnlensError(f"{d} is not a baselines output folder (no readable results.json); pass the --out of "
+                           "`rnnlens baselines` or the reproduction's stages/baselines/<corpus> folder") from None
+    mine = json.loads(json.dumps({"text": cfg.text.to_dict(), "split": cfg.split.to_dict()}))
+    if any(setup.get(k) != v for k, v in mine.items()) or (cfg.source.sha256 and setup.get("sha256")
+                                                            not in (None, cfg.source.sha256)):
+        raise RnnlensError(f"the baselines in {d} were trained on another text, unit or split than this run; "
+                           "pass a baselines folder of the same data, or leave out --nnn-from")
+    return d
+
+
 def nnn_models(cfg: RunConfig, splits: dict[str, Split], ns: list[int], base: Any,
                cache_dir: str | os.PathLike | None, device: torch.device | str = "cpu",
-               progress: Callable[[str], None] | None = None) -> dict[int, tuple[Any, str]]:
-    """n -> (the n-NN trained on the run's train split with settings ``base`` (an ``NNNConfig``) and context
-    n, its cache name). Models are cached as ``<cache name>.safetensors`` under ``cache_dir``, named
-    ``nnn-<n>-<settings hash>-<data fingerprint>``."""
+               progress: Callable[[str], None] | None = None, hiddens: Sequence[int] | None = None,
+               from_dir: str | os.PathLike | None = None) -> dict[int, tuple[Any, str]]:
+    """n -> (the n-NN of context n for the run's train split, its cache name).
+
+    With ``from_dir`` (a ``rnnlens baselines`` output folder of the same data, see :func:`check_baselines_dir`)
+    its tuned ``models/nnn-<n>.safetensors`` are used where present (cache name ``nnn-<n>-baselines-<file
+    hash>-<data fingerprint>``). Any other n is trained with settings ``base`` (an ``NNNConfig``): over the
+    hidden sizes ``hiddens`` (the one best on validation kept, as ``rnnlens baselines`` does), or at
+    ``base.hidden`` when ``hiddens`` is None, and cached as ``<cache name>.safetensors`` under ``cache_dir``,
+    named ``nnn-<n>-<settings hash>-<data fingerprint>``."""
     nnn = nnn_module()
     fp = data_fingerprint(cfg)
+    tuned = check_baselines_dir(from_dir, cfg) / "models" if from_dir is not None else None
     out = {}
     for n in ns:
+        if tuned is not None and (tuned / f"nnn-{n}.safetensors").is_file():
+            path = tuned / f"nnn-{n}.safetensors"
+            tag = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+            out[n] = (nnn.load_nnn(path, cfg.vocab, device)[0], f"nnn-{n}-baselines-{tag}-{fp}")
+            if progress:
+                progress(f"the {n}-NN from {path} (hidden {out[n][0].hidden})")
+            continue
         ncfg = nnn.NNNConfig.from_dict({**base.to_dict(), "n": int(n)})
-        tag = hashlib.sha256(json.dumps(ncfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        key = ncfg.to_dict() if hiddens is None else {**ncfg.to_dict(), "hidden": [int(h) for h in hiddens]}
+        tag = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
         name = f"nnn-{n}-{tag}-{fp}"
         path = Path(cache_dir) / f"{name}.safetensors" if cache_dir is not None else None
         if path is not None and path.is_file():
             out[n] = (nnn.load_nnn(path, cfg.vocab, device)[0], name)
             continue
+        sizes = [ncfg.hidden] if hiddens is None else [int(h) for h in hiddens]
         if progress:
-            progress(f"training the {n}-NN (hidden {ncfg.hidden}, up to {ncfg.epochs} epochs)")
-        model, info = nnn.train_nnn(splits, len(cfg.vocab), ncfg, device, progress)
+            progress(f"training the {n}-NN (hidden {', '.join(map(str, sizes))}, up to {ncfg.epochs} epochs)")
+        model, info = nnn.train_nnn_grid(splits, len(cfg.vocab), ncfg, sizes, device, progress)
         if path is not None:
-            nnn.save_nnn(path, model, cfg.vocab, {"best_val": info["best_val"], "fingerprint": fp})
+            nnn.save_nnn(path, model, cfg.vocab, {"best_val": info["best_val"], "fingerprint": fp,
+                                                  "grid": info["grid"]})
         out[n] = (model, name)
     return out
 

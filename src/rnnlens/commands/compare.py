@@ -25,10 +25,12 @@ def add_parser(subparsers) -> None:
         "compare", help="where the model beats its n-gram / n-NN baselines: error overlap, per character, "
         "closing braces, training dynamics",
         description="Fit the n-gram (and train the n-NN) baselines on the run's own train split, pick the best of "
-        "each on validation loss, and compare them with the run's best weights on --split: the Venn diagram of "
-        "their errors (P(correct) < --threshold), the mean probability of every character and the --top "
-        "characters the model gains / loses most on, the probability of '}' against the distance to its '{' "
-        "(texts with braces), and, for runs trained with --snapshot-every, the symmetric KL divergence between "
+        "each on validation loss (each n-NN's hidden size too, over --nnn-hidden; or reuse the tuned n-NNs of a "
+        "baselines folder, --nnn-from), and compare them with the run's best weights on --split: the Venn diagram "
+        "of the errors of the model, the best n-gram and the best n-NN (P(correct) < --threshold); against the "
+        "--reference-ngram (the 20-gram, as in the paper): the mean probability of every character and the --top "
+        "characters the model gains / loses most on, and the probability of '}' against the distance to its '{' "
+        "(texts with braces); for runs trained with --snapshot-every, the symmetric KL divergence between "
         "the model's predictions during training and the 1..4-NN (or n-gram) models. Writes compare.json, "
         "figures and tables under --out; baseline scores are cached under OUT/cache.")
     p.add_argument("run", metavar="RUN", help="run directory (the --out of rnnlens train)")
@@ -36,7 +38,14 @@ def add_parser(subparsers) -> None:
                    help="n-gram context lengths to fit; the best on validation is compared (default: 20)")
     p.add_argument("--nnn", type=int, nargs="+", default=[], metavar="N",
                    help="n-NN context lengths to train; the best on validation is compared (default: none)")
-    p.add_argument("--nnn-hidden", type=int, default=256, help="n-NN hidden units (default: 256)")
+    p.add_argument("--reference-ngram", type=int, default=20, metavar="N",
+                   help="the n-gram of the per-character and '}' comparisons, fitted when not in --ngram; 0 = the "
+                   "best on validation (default: 20)")
+    p.add_argument("--nnn-hidden", type=int_list, default=(128, 256, 512, 1024), metavar="H1,H2,...",
+                   help="n-NN hidden sizes; each n-NN keeps the best on validation (default: 128,256,512,1024)")
+    p.add_argument("--nnn-from", metavar="DIR",
+                   help="reuse the tuned n-NNs of this `rnnlens baselines` output folder (same data and split); "
+                   "n-NNs it lacks are trained (default: train them all)")
     p.add_argument("--nnn-epochs", type=int, default=20, help="n-NN epochs at most (default: 20)")
     p.add_argument("--nnn-positions", type=int, default=0,
                    help="n-NN training positions per epoch, 0 = all (default: 0)")
@@ -65,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
     if args.max_chars < 0:
         raise RnnlensError(f"--max-chars must be >= 0, got {args.max_chars}")
     ccfg = CompareConfig(ngram_ns=tuple(args.ngram), nnn_ns=tuple(args.nnn),
-                         nnn_settings={"hidden": args.nnn_hidden, "epochs": args.nnn_epochs,
-                                       "epoch_positions": args.nnn_positions},
+                         nnn_settings={"epochs": args.nnn_epochs, "epoch_positions": args.nnn_positions},
+                         nnn_hiddens=tuple(args.nnn_hidden), nnn_from=args.nnn_from,
+                         reference_ngram=args.reference_ngram,
                          split=args.split, threshold=args.threshold, top=args.top, min_count=args.min_count,
                          brace_edges=check_edges(args.brace_buckets), dynamics=args.dynamics,
                          dynamics_ns=tuple(args.dynamics_n), max_chars=args.max_chars)
@@ -80,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
     for k, v in res["errors"].items():
         print(f"  {k:>10}: {v:,} errors ({v / res['chars']:.1%}), loss {res['loss'][k]:.4f} nats/char")
     print("Venn regions: " + ", ".join(f"{k} {v:,}" for k, v in res["venn"].items()))
+    r = res["reference_ngram"]
+    print(f"per character and braces against the {r['n']}-gram ({r['chosen']}), loss {r['loss']:.4f} nats/char")
     b = res["braces"]
     if "buckets" in b:
         print(f"closing braces: {b['matched']:,} matched, {b['unmatched']:,} unmatched")

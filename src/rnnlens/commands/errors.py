@@ -26,7 +26,9 @@ def add_parser(subparsers) -> None:
         description="Count the run's errors (P(correct) < --threshold) on --split and remove them oracle by oracle, "
         "in the paper's order: n-gram (any n-gram up to n gets it right), dynamic n-long memory (the word "
         "occurred in the last n characters), rare words (seen <= n times in training), word model (first "
-        "character of a word), punctuation, boost (adding b to the probability fixes it). With --vs, the same for "
+        "character of a word), punctuation, boost (adding b to the probability fixes it). The defaults follow the "
+        "paper's wording (docs/errors.md quotes it); --memory-scope text --rare-from second --boost-max 0.4 "
+        "--apostrophe quote gives the definitions used before issue 14. With --vs, the same for "
         "a second run of the same data and which kinds of error the better model avoids. Writes errors.json, "
         "errors.md and errors.png under --out; see docs/errors.md for the exact definitions.")
     p.add_argument("run", metavar="RUN", help="run directory (the --out of rnnlens train)")
@@ -39,10 +41,22 @@ def add_parser(subparsers) -> None:
                    help="dynamic memory windows in characters (default: 100,500,1000,50000)")
     p.add_argument("--memory-match", choices=["word", "prefix"], default=d.memory_match,
                    help="what must occur in the window: the whole word, or its prefix up to the error (default: word)")
+    p.add_argument("--memory-scope", choices=["split", "text"], default=d.memory_scope,
+                   help="what the memory windows look back at: the analysed split's own text (its rows in order), "
+                   "or the whole text before the word, train and validation included (default: split)")
     p.add_argument("--rare", type=int_list, default=d.rare_counts, metavar="N1,N2,...",
                    help="rare-word limits: the word occurs <= n times in training (default: 0..5)")
-    p.add_argument("--boost", type=float_list, default=d.boosts, metavar="B1,B2,...",
-                   help="probability boosts (default: 0.1,0.2,0.3,0.4)")
+    p.add_argument("--rare-from", choices=["first", "second"], default=d.rare_from,
+                   help="which characters of a rare word the rare-words oracle takes: from its first or its "
+                   "second on (default: first)")
+    p.add_argument("--boost", type=float_list, default=None, metavar="B1,B2,...",
+                   help="probability boosts (default: 0.1, 0.2, ... up to --boost-max)")
+    p.add_argument("--boost-max", type=float, default=None, metavar="B",
+                   help="largest boost, in steps of 0.1 (default: the threshold, so no error remains; "
+                   "0.4 before issue 14)")
+    p.add_argument("--apostrophe", choices=["word", "quote"], default=d.apostrophe,
+                   help="an apostrophe between two letters (don't): part of the word, or a quote like any "
+                   "other (default: word)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/errors)")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the named corpora (default: $RNNLENS_DATA)")
     add_device_flag(p)
@@ -53,7 +67,9 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     ocfg = OracleConfig(threshold=args.threshold, ngram_ns=tuple(args.ngram_n), memory_windows=tuple(args.memory),
-                        memory_match=args.memory_match, rare_counts=tuple(args.rare), boosts=tuple(args.boost))
+                        memory_match=args.memory_match, memory_scope=args.memory_scope, rare_counts=tuple(args.rare),
+                        rare_from=args.rare_from, boosts=None if args.boost is None else tuple(args.boost),
+                        boost_max=args.boost_max, apostrophe=args.apostrophe)
     out = Path(args.out) if args.out else Path(args.run) / "errors"
     res = run_errors(args.run, out, ocfg, args.vs, args.split, args.data_dir, resolve_device(args.device),
                      (lambda _m: None) if args.quiet or args.json else say)

@@ -287,8 +287,9 @@ def build_plan(preset: Preset, infos: list[CorpusInfo], gpu: bool = False) -> li
                             size=f"{len(train_ids)} runs"))
         stages.append(Stage(f"baselines/{ds}", "baselines", ds, {"preset": preset.baseline}, deps=(data_id,),
                             est_seconds=_baseline_estimate(preset, info), size=f"Table 2, preset {preset.baseline}"))
-        for kind in preset.analyses:
+        for kind in preset.analyses:  # compare reuses the baselines' tuned n-NNs when that stage finished
             stages.append(Stage(f"{kind}/{ds}", kind, ds, {"chars": preset.analysis_chars}, deps=(select_id,),
+                                soft_deps=(f"baselines/{ds}",) if kind == "compare" else (),
                                 est_seconds=_analysis_estimate(kind, preset, info), size=f"{preset.analysis_chars:,} chars"))
         if preset.census:
             stages.append(Stage(f"census/{ds}", "census", ds, {"chars": preset.analysis_chars}, deps=(select_id,),

@@ -20,7 +20,7 @@ import torch
 from ..data.corpora import CORPORA, load_corpus_bytes
 from ..exceptions import RnnlensError
 from ..fsutil import atomic_write_bytes, atomic_write_json, read_json
-from ..run import CONFIG, load_model, load_splits, sha256_hex
+from ..run import CONFIG, load_config, load_model, load_splits, sha256_hex
 from ..runtime import resolve_device
 from .plan import Preset, Stage
 
@@ -284,21 +284,37 @@ def _lstm_rows(ctx: Context, dataset: str) -> tuple[dict, list[dict]]:
 
 def run_compare_stage(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
     """Figures 4 and 5: the best LSTM against the best n-gram and n-NN (Venn of errors, per character,
-    closing braces, training dynamics against the 1..4-NN), with the baselines' n and n-NN settings."""
+    closing braces, training dynamics against the 1..4-NN), with the baselines' n and n-NN settings. The n-NNs
+    are the baselines stage's tuned models when that stage finished (a soft dependency); any n they lack is
+    trained over the baselines' hidden-size grid. The per-character and brace comparisons are against the
+    20-gram when the baselines preset fits one, else against its largest n-gram."""
     from ..analysis.comparison import CompareConfig, run_compare
+    from ..baselines.refscores import check_baselines_dir
 
     bp = baseline_preset(ctx.preset.baseline)
     best, _ = _lstm_rows(ctx, stage.dataset)
-    nnn = {"hidden": bp.hiddens[-1], "epochs": bp.epochs, "epoch_positions": bp.epoch_positions, "batch": bp.batch,
+    run_dir = Path(ctx.root) / best["run"]
+    nnn_from = None
+    if read_record(ctx.root, f"baselines/{stage.dataset}") is not None:
+        try:
+            nnn_from = str(check_baselines_dir(stage_dir(ctx.root, f"baselines/{stage.dataset}"),
+                                               load_config(run_dir)))
+        except RnnlensError:
+            nnn_from = None  # baselines of other data or split: train the n-NNs here
+    nnn = {"epochs": bp.epochs, "epoch_positions": bp.epoch_positions, "batch": bp.batch,
            "patience": bp.patience, "seed": ctx.preset.seed}
     small = ctx.preset.slice_bytes > 0
     ccfg = CompareConfig(ngram_ns=tuple(bp.ngram_ns), nnn_ns=tuple(bp.nnn_ns), nnn_settings=nnn,
+                         nnn_hiddens=tuple(bp.hiddens), nnn_from=nnn_from,
+                         reference_ngram=20 if 20 in bp.ngram_ns else max(bp.ngram_ns),
                          dynamics_ns=tuple(n for n in (1, 2, 3, 4) if not small or n in bp.nnn_ns),
                          max_chars=stage.params["chars"], min_count=5 if small else 50)
-    result = run_compare(Path(ctx.root) / best["run"], out, ccfg, ctx.data_dir, resolve_device(ctx.device))
+    result = run_compare(run_dir, out, ccfg, ctx.data_dir, resolve_device(ctx.device))
+    if nnn_from is not None and "nnn" in result:
+        result["nnn"]["from"] = rel(ctx, nnn_from)
     figures = {name: rel(ctx, out / f"{name}.png") for name in ("venn", "per_char", "braces", "dynamics")
                if (out / f"{name}.png").is_file()}
-    keep = ("model", "chars", "threshold", "ngram", "nnn", "loss", "errors", "venn", "braces")
+    keep = ("model", "chars", "threshold", "ngram", "nnn", "reference_ngram", "loss", "errors", "venn", "braces")
     return {"model_run": {k: best[k] for k in ("cell", "layers", "budget")}, **{k: result[k] for k in keep if k in result},
             "top": result["per_char"]["top"], "dynamics": result.get("dynamics"), "figures": figures}
 
