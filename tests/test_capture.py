@@ -157,7 +157,7 @@ def split_of(ids: np.ndarray) -> Split:
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_streaming_carries_state_like_one_long_call(cell: str, method: str) -> None:
     model = make_model(cell, 2)
-    ids = np.random.default_rng(0).integers(0, K, 4 * 5 * 12)
+    ids = np.random.default_rng(0).integers(0, K, 4 * 5 * 12 + 1)  # + 1: the last character is only a target
     split = split_of(ids)  # (4, 15): three blocks of 5
     blocks = list(iter_capture(model, split, seq_len=5, method=method))
     assert [b.start for b in blocks] == [0, 5, 10]
