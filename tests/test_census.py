@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnlens.cells.census import census_html_table, census_markdown, census_row, feature_order, write_census
+from rnnlens.cells.census import census_markdown, census_row, census_table, feature_order, write_census
 from rnnlens.cells.discover import discover
 from rnnlens.fsutil import read_json
 
@@ -45,7 +45,9 @@ def test_table_html_and_figure(tmp_path):
     assert lines[2].startswith("| gru 1L 8k |") and lines[4].startswith("| lstm 2L 8k d0.25 |")  # sorted, dropout named
     names = feature_order(rows)
     assert "line_pos" in names and all(any(r["shares"][n] is not None for r in rows) for n in names)
-    page = census_html_table(rows)
+    from rnnlens.reproduce.report import _html_table
+
+    page = _html_table(*census_table(rows))
     assert page.count("<tr>") == 4 and "<script" not in page
     paths = write_census(rows, tmp_path, "tiny grid")
     assert read_json(paths["json"])["rows"] == rows

@@ -39,27 +39,21 @@ def feature_order(rows: Sequence[dict[str, Any]]) -> list[str]:
     return [n for n in names if any(r["shares"].get(n) is not None for r in rows)]
 
 
-def census_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    """The census as a Markdown table: one line per model, the share (%) of its cells per feature."""
+def census_table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The census as a table: the header and one line per model, the share (%) of its cells per feature."""
     rows = sorted(rows, key=lambda r: (r["cell"], r["layers"], str(r["budget"]), r.get("dropout") or 0))
     names = feature_order(rows)
     head = ["model", "cells", "any memory feature", *names]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        vals = ["-" if r["shares"].get(n) is None else f"{100 * r['shares'][n]:.1f}" for n in names]
-        lines.append(f"| {_label(r)} | {r['n_cells']} | {100 * r['interpretable_any_memory']:.1f} | " + " | ".join(vals) + " |")
+    body = [[_label(r), str(r["n_cells"]), f"{100 * r['interpretable_any_memory']:.1f}",
+             *("-" if r["shares"].get(n) is None else f"{100 * r['shares'][n]:.1f}" for n in names)] for r in rows]
+    return head, body
+
+
+def census_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """The census as a Markdown table (:func:`census_table`)."""
+    head, body = census_table(rows)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in body]
     return "\n".join(lines) + "\n"
-
-
-def census_html_table(rows: Sequence[dict[str, Any]]) -> str:
-    """The census table as HTML (escaped), for the reproduction report."""
-    import html
-
-    lines = census_markdown(rows).splitlines()
-    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines if not line.startswith("|---")]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cells[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in cells[1:])
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def plot_census(rows: Sequence[dict[str, Any]], path: str | os.PathLike, title: str) -> Path:

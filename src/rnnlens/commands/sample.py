@@ -9,9 +9,9 @@ from ..exceptions import RnnlensError
 from ..run import load_model
 from ..runtime import resolve_device
 from ..sample import default_prime, iter_sample, sample
+from .common import add_device_flag, add_json_flag, emit_json
 
 JSON_MAX_LENGTH = 10_000_000  # --json holds the whole text in memory; plain output streams any length
-from .common import add_device_flag, add_json_flag, emit_json
 
 
 def add_parser(subparsers) -> None:

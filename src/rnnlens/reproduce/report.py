@@ -339,10 +339,10 @@ def render_html(results: dict[str, Any], root: Path) -> str:
         if res.get("errors"):
             parts.append(_img(root, res["errors"]["figure"], "error breakdown by oracles"))
         if res.get("census"):
-            from ..cells.census import census_html_table
+            from ..cells.census import census_table
 
             parts.append(f"<h3>Census of interpretable cells (not in the paper)</h3><p>{html.escape(CENSUS_NOTE)}</p>")
-            parts.append(census_html_table(res["census"]["rows"]))
+            parts.append(_html_table(*census_table(res["census"]["rows"])))
             parts.append(_img(root, res["census"]["figure"], "share of each model's cells over the thresholds"))
         mm = res.get("modelmap")
         parts.append("<h3>Supplementary: map of the models</h3>")
