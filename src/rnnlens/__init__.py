@@ -22,6 +22,8 @@ from .recipe import TrainConfig  # noqa: E402
 from .data.text import TextConfig, Vocab  # noqa: E402
 from .data.splits import Split, SplitConfig, make_splits, stream_split  # noqa: E402
 from .capture.core import activation_names, iter_capture, run_with_cache  # noqa: E402
+from .capture.hooks import iter_hooked, run_with_hooks, set_cell  # noqa: E402
+from .analysis.ablation import AblationConfig, ablate, rank_cells  # noqa: E402
 from .evaluate import EvalResult, evaluate  # noqa: E402
 from .sample import sample  # noqa: E402
 from .cells.discover import DiscoveryConfig, discover  # noqa: E402
@@ -34,6 +36,7 @@ __all__ = [
     "Run", "load", "train", "prepare_run", "new_run_config", "KneserNeyLM", "NGramConfig",
     "RunConfig", "DataSource", "load_config", "load_model", "CharRNN", "ModelConfig", "TrainConfig",
     "TextConfig", "Vocab", "Split", "SplitConfig", "make_splits", "stream_split",
-    "activation_names", "iter_capture", "run_with_cache", "EvalResult", "evaluate", "sample",
+    "activation_names", "iter_capture", "run_with_cache", "run_with_hooks", "iter_hooked", "set_cell",
+    "AblationConfig", "ablate", "rank_cells", "EvalResult", "evaluate", "sample",
     "DiscoveryConfig", "discover", "find_cells", "SaturationConfig", "gate_saturation", "export_model",
 ]

@@ -114,6 +114,35 @@ class Run:
         cache = {n: block[n][0] for n in want}
         return logits, cache
 
+    def run_with_hooks(self, text_or_ids: TextOrIds, hooks: dict[str, Callable], names: NamesFilter = None
+                       ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``run_with_cache`` with interventions: ``hooks`` maps a layer name (``"layers.1.c"``) to
+        ``fn(value, t)``, called at every step t on that step's value (1, H) inside the recurrence; a returned
+        tensor or number replaces it, so the edit feeds every later step and the layers above
+        (:mod:`rnnlens.capture.hooks`). E.g. zero cell 74: ``{"layers.1.c": rl.set_cell(74, 0.0)}``."""
+        from .capture.hooks import run_with_hooks
+
+        ids = self.ids(text_or_ids)
+        want = resolve_names(self.config.model, names, with_targets=False)
+        block = run_with_hooks(self.model, ids[None], hooks, None, want if "logits" in want else [*want, "logits"])
+        return block["logits"][0], {n: block[n][0] for n in want}
+
+    def ablate(self, cell: str, value: str | float = "zero", split: str = "test", text: str | None = None,
+               max_chars: int = 100_000, state: str | None = None, out: str | os.PathLike | None = None):
+        """Set ``cell`` (``"LAYER:INDEX"``) to ``value`` (zero, mean or a number) at every step over a split or
+        a text and compare with the clean model (:func:`rnnlens.analysis.ablation.ablate`): an
+        :class:`~rnnlens.analysis.ablation.Ablation` (``.loss_nats``, ``.ablated_loss_nats``, ``.regions``,
+        ``.characters``). With ``out``, also writes ablation.json and the heatmap there."""
+        from .analysis.ablation import AblationConfig, ablate, write_ablation
+        from .cells.analysis import parse_cell
+
+        symbols, stream, _ = self._source(split, text)
+        layer, index = parse_cell(cell, self.config)
+        result = ablate(self.model, self.config, symbols, stream, AblationConfig(layer, index, value, state, max_chars))
+        if out is not None:
+            write_ablation(result, symbols, self.vocab.unit, out, f"{self.path.name} {result.cell}", run=self.path)
+        return result
+
     def loss(self, text_or_ids: TextOrIds) -> float:
         """Mean cross-entropy in nats per character of every character after the first, given what precedes
         it (the text read as one stream, as ``rnnlens eval`` reads each row)."""

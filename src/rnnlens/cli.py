@@ -15,7 +15,7 @@ from .exceptions import RnnlensError
 
 # Each name is a module rnnlens.commands.<name> with add_parser(subparsers) and run(args).
 COMMANDS = ("quickstart", "train", "eval", "sample", "sizes", "data", "ngram", "nnn", "baselines", "capture", "gates",
-            "cells", "compare", "errors", "serve", "reproduce", "report", "export")
+            "cells", "ablate", "compare", "errors", "serve", "reproduce", "report", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

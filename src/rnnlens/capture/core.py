@@ -44,6 +44,8 @@ from ..model import CharRNN, ModelConfig, State
 from ..data.splits import Split
 
 NamesFilter = None | str | Sequence[str] | Callable[[str], bool]
+# A hook: fn(value (B, H) of one step, position t) -> None (keep, or edited in place) | replacement.
+Hook = Callable[[torch.Tensor, int], "torch.Tensor | float | None"]
 
 LAYER_NAMES: dict[str, tuple[str, ...]] = {
     "lstm": ("h", "c", "input_gate", "forget_gate", "output_gate", "candidate"),
@@ -196,10 +198,29 @@ def _run_layer(model: CharRNN, layer: int, inp: torch.Tensor, state: State) -> t
     return out, (h_n,)
 
 
+def _apply(hooks: dict[str, Hook], name: str, dest: torch.Tensor, t: int) -> None:
+    """Call the hook of ``name`` (if any) on this step's value ``dest`` (B, H); a returned tensor or number
+    replaces it in place (broadcast to (B, H)), so everything computed after it in the step sees the edit."""
+    fn = hooks.get(name)
+    if fn is None:
+        return
+    new = fn(dest, t)
+    if new is None:
+        return
+    try:
+        dest.copy_(torch.as_tensor(new, dtype=dest.dtype, device=dest.device).expand_as(dest))
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise RnnlensError(f"the hook on {name} returned a value of shape {tuple(torch.as_tensor(new).shape)}; "
+                           f"return None, a number or a tensor that broadcasts to {tuple(dest.shape)}") from e
+
+
 def _steps_layer(model: CharRNN, layer: int, inp: torch.Tensor | None, ids: torch.Tensor,
-                 state: State) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+                 state: State, hooks: dict[str, Hook] | None = None,
+                 start: int = 0) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
     """One layer step by step, keeping every gate: outputs (B, T, H), final state (each (1, B, H)), and the
-    internals as (B, T, H) views of time-major buffers. ``inp`` None means layer 0 (one-hot ``ids``)."""
+    internals as (B, T, H) views of time-major buffers. ``inp`` None means layer 0 (one-hot ``ids``).
+    ``hooks`` (short name -> ``fn(value, position)``) edit values inside the recurrence: gates and candidate
+    before c, c before h, h before the next step and the layer above (see ``_apply``)."""
     cell = model.config.cell
     w_ih, w_hh, b_ih, b_hh = _layer_weights(model, layer)
     B, T = ids.shape
@@ -220,8 +241,16 @@ def _steps_layer(model: CharRNN, layer: int, inp: torch.Tensor | None, ids: torc
             g = torch.tanh(p[:, 2 * H:3 * H])
             p.sigmoid_()
             p[:, 2 * H:3 * H] = g
+            if hooks:
+                for k, n in enumerate(("input_gate", "forget_gate", "candidate", "output_gate")):
+                    _apply(hooks, n, p[:, k * H:(k + 1) * H], start + t)
+                g = p[:, 2 * H:3 * H]
             c = torch.mul(p[:, H:2 * H], c, out=cs[t]).addcmul_(p[:, :H], g)
+            if hooks:
+                _apply(hooks, "c", c, start + t)
             h = torch.mul(p[:, 3 * H:], torch.tanh(c), out=out[t])
+            if hooks:
+                _apply(hooks, "h", h, start + t)
         view = lambda a, k: a[..., k * H:(k + 1) * H].transpose(0, 1)  # noqa: E731
         inner = {"input_gate": view(pre, 0), "forget_gate": view(pre, 1), "candidate": view(pre, 2),
                  "output_gate": view(pre, 3), "c": cs.transpose(0, 1)}
@@ -231,25 +260,56 @@ def _steps_layer(model: CharRNN, layer: int, inp: torch.Tensor | None, ids: torc
         for t in range(T):
             gh = torch.addmm(b_hh, h, wt)  # (B, 3H)
             rz = torch.add(pre[t, :, :2 * H], gh[:, :2 * H], out=acts[t, :, :2 * H]).sigmoid_()
+            if hooks:
+                _apply(hooks, "reset_gate", rz[:, :H], start + t)
+                _apply(hooks, "update_gate", rz[:, H:], start + t)
             n = torch.addcmul(pre[t, :, 2 * H:], rz[:, :H], gh[:, 2 * H:], out=acts[t, :, 2 * H:]).tanh_()
+            if hooks:
+                _apply(hooks, "candidate", n, start + t)
             h = torch.addcmul(n, rz[:, H:], h - n, out=out[t])  # (1 - z) * n + z * h
+            if hooks:
+                _apply(hooks, "h", h, start + t)
         inner = {"reset_gate": acts[..., :H].transpose(0, 1), "update_gate": acts[..., H:2 * H].transpose(0, 1),
                  "candidate": acts[..., 2 * H:].transpose(0, 1)}
         return out.transpose(0, 1), (h.unsqueeze(0),), inner
     pre += b_hh
     for t in range(T):
-        h = torch.tanh(pre[t].addmm_(h, wt), out=out[t])
+        p = pre[t].addmm_(h, wt)
+        if hooks:
+            _apply(hooks, "pre", p, start + t)
+        h = torch.tanh(p, out=out[t])
+        if hooks:
+            _apply(hooks, "h", h, start + t)
     return out.transpose(0, 1), (h.unsqueeze(0),), {"pre": pre.transpose(0, 1)}
+
+
+def split_hooks(config: ModelConfig, hooks: dict[str, Hook] | None) -> dict[int, dict[str, Hook]]:
+    """``{"layers.1.c": fn}`` -> ``{1: {"c": fn}}``; ``RnnlensError`` for a name the model has no layer value
+    of (outputs cannot be hooked: they are computed after the recurrence) or a hook that is not callable."""
+    out: dict[int, dict[str, Hook]] = {}
+    valid = [n for n in activation_names(config, with_targets=False) if n.startswith("layers.")]
+    for name, fn in (hooks or {}).items():
+        if name not in valid:
+            raise RnnlensError(f"cannot hook {name!r}: hooks take one of this {config.layers}-layer {config.cell}'s "
+                               f"layer values ({', '.join(_name_summary(config, False)[:len(LAYER_NAMES[config.cell])])})")
+        if not callable(fn):
+            raise RnnlensError(f"the hook on {name} is not callable; pass a function fn(value, position)")
+        layer, short = name.split(".")[1:]
+        out.setdefault(int(layer), {})[short] = fn
+    return out
 
 
 @torch.no_grad()
 def run_with_cache(model: CharRNN, x: torch.Tensor, state: State | None = None, names: NamesFilter = None,
-                   targets: torch.Tensor | None = None, start: int = 0, method: str = "auto") -> CaptureBlock:
+                   targets: torch.Tensor | None = None, start: int = 0, method: str = "auto",
+                   hooks: dict[str, Hook] | None = None) -> CaptureBlock:
     """Run ids ``x`` (B, T) from ``state`` (zero when None) and return the selected activations.
 
     ``targets`` (B, T), the next character of every input, enables ``next_prob`` and ``loss``. The model
     must be in eval mode (dropout off), which is what ``run.load_model`` returns. ``method``: ``"fused"``
     (fused kernel + batched recomputation), ``"steps"`` (step loop) or ``"auto"`` (steps on CPU, else fused).
+    ``hooks``: layer activation name -> ``fn(value, position)``, an intervention applied inside the
+    recurrence (see :func:`rnnlens.capture.hooks.run_with_hooks`); a hooked layer always runs the step loop.
     """
     cfg = model.config
     if method not in METHODS:
@@ -274,15 +334,17 @@ def run_with_cache(model: CharRNN, x: torch.Tensor, state: State | None = None, 
     finals: list[tuple[torch.Tensor, ...]] = []
     inp: torch.Tensor = onehot
     steps = method == "steps" or (method == "auto" and device.type == "cpu")
+    by_layer = split_hooks(cfg, hooks)
     for layer in range(cfg.layers):
         here = {n.rsplit(".", 1)[1] for n in want if n.startswith(f"layers.{layer}.")}
-        if steps and here - {"h"}:
-            out, final, inner = _steps_layer(model, layer, None if layer == 0 else inp, x, state)
+        if (steps and here - {"h"}) or layer in by_layer:
+            out, final, inner = _steps_layer(model, layer, None if layer == 0 else inp, x, state,
+                                             by_layer.get(layer), start)
             acts.update({f"layers.{layer}.{k}": v for k, v in inner.items() if k in here})
         else:
             out, final = _run_layer(model, layer, inp, state)
         finals.append(final)
-        if here - {"h"} and not steps:
+        if here - {"h"} and not steps and layer not in by_layer:
             w_ih, w_hh, b_ih, b_hh = _layer_weights(model, layer)
             gi = _input_projection(None if layer == 0 else inp, x, w_ih, b_ih)
             if cfg.cell == "gru":  # the reset gate multiplies W_hn h + b_hn alone: keep both parts
