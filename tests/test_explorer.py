@@ -399,3 +399,31 @@ def test_error_colouring_needs_oracles(server, tiny, tmp_path):
     other = stream_split(cfg.vocab.encode(symbols[:500]), 2, "text")
     with pytest.raises(RnnlensError, match="split of the run's own corpus"):
         load_explorer(model, cfg, other, symbols[:500], "text-x", run, cache_dir=tmp_path / "c", oracles=True)
+
+
+def test_ablation_colours_and_predictions_equal_a_hooked_run(server, tiny):
+    from rnnlens.capture.hooks import iter_hooked, set_cell
+
+    _, data, _, (model, cfg, split, _) = tiny
+    blocks = list(iter_hooked(model, split, cfg.split.seq_len, {"layers.1.c": set_cell(3, 0.0)}, ["logits", "loss"]))
+    loss = torch.cat([b["loss"] for b in blocks], 1).reshape(-1).numpy()
+    logits = torch.cat([b["logits"] for b in blocks], 1)
+    st, d, _ = get(server, "/api/lines?first=0&count=5&color=ablation&cell=1:3")
+    assert st == 200
+    delta = loss - data.loss
+    want = [None] + np.round(delta[:len(d["values"]) - 1], 3).tolist()  # on the predicted character
+    assert d["values"][0] is None
+    np.testing.assert_allclose(np.array(d["values"][1:], float), np.array(want[1:], float), atol=2e-3)
+    assert any(abs(v) > 0 for v in d["values"][1:])
+    pos = data.cols + 4
+    st, p, _ = get(server, f"/api/predict?pos={pos}&ablate=1:3")
+    assert st == 200 and p["ablated"]["cell"] == "1:3"
+    r, j = divmod(pos, data.cols)
+    q = torch.softmax(logits[r, j].double(), -1)
+    assert p["ablated"]["prob"] == pytest.approx(float(q[data.y[pos]]), abs=2e-3)
+    assert p["ablated"]["loss"] == pytest.approx(float(loss[pos]), abs=1e-5)
+    assert "ablated" not in get(server, f"/api/predict?pos={pos}")[1]
+    st, e, _ = get(server, "/api/lines?first=0&count=5&color=ablation")
+    assert st == 400 and "select one first" in e["error"]
+    st, e, _ = get(server, "/api/predict?pos=1&ablate=9:0")
+    assert st == 400 and "no cell 9:0" in e["error"]

@@ -202,3 +202,31 @@ def test_loss_colouring_and_screenshot(page, app, tmp_path):
     wait_until(page, lambda: all(c.startswith("c") for c in backgrounds(page)), "cell colours again")
     page.screenshot(path=str(tmp_path / "explorer.png"))  # the README's docs/img/explorer.png comes from a real run:
     # bench/explorer_latency.py RUN --browser N --screenshot docs/img/explorer.png (tests leave tracked files alone)
+
+
+def test_ablation_toggle_colours_the_loss_change_and_shows_ablated_predictions(page, app):
+    data = app[1]
+    page.locator("#cell-list li[data-cell='1:3']").click()
+    page.select_option("#color", "ablation")
+    cols = data.cols
+
+    def ablation_coloured():
+        spans = page.eval_on_selector_all("#win span[data-p]", "els => els.slice(0, 300).map(e => [+e.dataset.p, e.className])")
+        got = [(p, c.replace("match", "").strip()) for p, c in spans]
+        return got if got and all(c.startswith("c") if p % cols else c == "" for p, c in got) else None
+
+    spans = wait_until(page, ablation_coloured, "ablation colours")
+    loss, _ = data.ablation(1, 3)
+    sent = np.round(data._shift(loss - data.loss, np.nan), 3).tolist()  # on the predicted character, as /api/lines
+    want = {p: (f"c{math.floor(max(-1.0, min(1.0, sent[p])) * 20 + 0.5) + 20}" if p % cols else "") for p, _ in spans}
+    assert dict(spans) == want
+    span = page.locator("#win span[data-p]").nth(9)
+    pos = int(span.get_attribute("data-p"))
+    span.hover()
+    wait_until(page, lambda: page.locator("#pred").get_attribute("data-pos") == str(pos), "the prediction panel")
+    text = page.locator("#pred").inner_text()
+    ab = data.predict(pos, (1, 3))["ablated"]
+    assert "1:3 ablated" in text and f"{ab['prob']:.3f}" in text and f"{ab['top'][0]['prob']:.3f}" in text
+    page.locator("#cell-list li[data-cell='0:2']").click()  # another cell keeps the ablation view
+    assert page.locator("#color").input_value() == "ablation"
+    page.select_option("#color", "cell")

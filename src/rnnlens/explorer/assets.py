@@ -10,7 +10,7 @@ INDEX_HTML = """<!doctype html>
 <body>
 <header>
   <b>rnnlens explorer</b> <span id="info">loading...</span>
-  <label>colour by <select id="color"><option value="cell">selected cell</option><option value="loss">loss</option><option value="error" disabled>oracle error category</option></select></label>
+  <label>colour by <select id="color"><option value="cell">selected cell</option><option value="loss">loss</option><option value="error" disabled>oracle error category</option><option value="ablation">loss change with the selected cell ablated (set to 0)</option></select></label>
   <label>threshold <input id="threshold" type="number" min="-1" max="1" step="0.05" value="0.3"></label>
   <span id="selected">no cell selected</span> <span id="status"></span>
 </header>
@@ -96,6 +96,8 @@ const esc = (g) => g.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, 
 const cellClass = (v) => 'c' + (Math.round(Math.max(-1, Math.min(1, v)) * 20) + 20);
 // loss and error values sit on the predicted character; null: not predicted (first column of a row)
 const lossClass = (v) => (v === null ? '' : 'l' + Math.round(Math.max(0, Math.min(1, v / 5)) * 20));
+// ablation: the loss change (nats) on each predicted character, blue where the ablation hurts, full colour at 1 nat
+const ablClass = (v) => (v === null ? '' : cellClass(v));
 const errClass = (v) => (v !== null && v >= 0 ? 'e' + v : '');  // oracle family 0..6 (/api/info oracles.families); -1 correct
 
 function visibleWindow() {
@@ -125,7 +127,7 @@ async function render(force) {
 
 function draw(d) {
   const win = $('win');
-  const paint = S.color === 'loss' ? lossClass : S.color === 'error' ? errClass : S.cell ? cellClass : null;
+  const paint = S.color === 'loss' ? lossClass : S.color === 'error' ? errClass : S.color === 'ablation' ? ablClass : S.cell ? cellClass : null;
   const html = [];
   for (let i = 0; i < d.starts.length; i++) {
     const a = d.starts[i], b = i + 1 < d.starts.length ? d.starts[i + 1] : d.end;
@@ -147,7 +149,8 @@ function inMatch(p) { return S.matches.some((m) => p >= m.start && p <= m.end); 
 async function selectCell(layer, index) {
   const t0 = performance.now();
   S.cell = [layer, index];
-  S.color = 'cell'; $('color').value = 'cell'; $('catlegend').hidden = true;
+  if (S.color !== 'ablation') { S.color = 'cell'; $('color').value = 'cell'; }
+  $('catlegend').hidden = true;
   $('selected').textContent = `cell ${layer}:${index}`;
   for (const li of document.querySelectorAll('#cell-list li')) li.classList.toggle('active', li.dataset.cell === `${layer}:${index}`);
   for (const c of document.querySelectorAll('.plot circle')) c.classList.toggle('active', c.dataset.cell === `${layer}:${index}`);
@@ -208,12 +211,13 @@ async function loadGates() {
 
 function showPred(d) {
   const pred = $('pred');
-  const rows = [['', 'model', d.ngram ? `${S.info.ngram}-gram` : '']];
+  const ab = d.ablated;
+  const cand = (t) => (t ? `${JSON.stringify(t.char)} ${t.prob.toFixed(3)}` : '');
+  const rows = [['', 'model', d.ngram ? `${S.info.ngram}-gram` : '', ab ? `${ab.cell} ablated` : '']];
   for (let i = 0; i < d.top.length; i++) {
-    const n = d.ngram ? d.ngram.top[i] : null;
-    rows.push([String(i + 1), `${JSON.stringify(d.top[i].char)} ${d.top[i].prob.toFixed(3)}`, n ? `${JSON.stringify(n.char)} ${n.prob.toFixed(3)}` : '']);
+    rows.push([String(i + 1), cand(d.top[i]), d.ngram ? cand(d.ngram.top[i]) : '', ab ? cand(ab.top[i]) : '']);
   }
-  rows.push(['next', `${JSON.stringify(d.actual)} ${d.prob.toFixed(3)}`, d.ngram ? d.ngram.prob.toFixed(3) : '']);
+  rows.push(['next', `${JSON.stringify(d.actual)} ${d.prob.toFixed(3)}`, d.ngram ? d.ngram.prob.toFixed(3) : '', ab ? ab.prob.toFixed(3) : '']);
   const table = document.createElement('table');
   for (const r of rows) {
     const tr = document.createElement('tr');
@@ -242,7 +246,8 @@ function onHover(e) {
   clearTimeout(S.hoverTimer);
   S.hoverTimer = setTimeout(async () => {
     const seq = ++S.predSeq;
-    try { const d = await api(`/api/predict?pos=${sp.dataset.p}`); if (seq === S.predSeq) { showPred(d); mark('hover', t0); } }
+    const abl = S.color === 'ablation' && S.cell ? `&ablate=${S.cell[0]}:${S.cell[1]}` : '';
+    try { const d = await api(`/api/predict?pos=${sp.dataset.p}${abl}`); if (seq === S.predSeq) { showPred(d); mark('hover', t0); } }
     catch (err) { status(err.message, true); }
   }, 40);
 }

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from ..cells.viz import glyphs
 from ..exceptions import RnnlensError
@@ -55,8 +56,12 @@ class ExplorerData:
     """Everything the server answers from, loaded once."""
 
     def __init__(self, cfg: RunConfig, files: CacheFiles, label: str, config: ExplorerConfig = ExplorerConfig(),
-                 ngram: KneserNeyLM | None = None, categories: tuple[np.ndarray, dict] | None = None) -> None:
+                 ngram: KneserNeyLM | None = None, categories: tuple[np.ndarray, dict] | None = None,
+                 model=None, split=None) -> None:
         self.cfg, self.label, self.config, self.ngram = cfg, label, config, ngram
+        # the model and split, for ablations computed on demand (None: the toggle answers with an error)
+        self.model, self.split = model, split
+        self._ablations: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         # (N,) oracle family per character (-1: correct) and its summary, when started with oracles
         self.categories, self.cat_summary = categories if categories is not None else (None, None)
         cap = files.capture
@@ -125,6 +130,10 @@ class ExplorerData:
         b = int(self.line_starts[last]) if last < total else self.n
         if color == "loss":
             vals = self.loss_here[a:b]
+        elif color == "ablation":
+            if cell is None:
+                raise RnnlensError("colour by ablation needs a cell: select one first")
+            vals = self._shift(self.ablation(*cell)[0] - self.loss, np.nan)[a:b]
         elif color == "error":
             if self.cat_here is None:
                 raise RnnlensError("no oracle categories: start the explorer with --oracles (a split of the run's corpus)")
@@ -136,13 +145,35 @@ class ExplorerData:
         return {"first": first, "starts": [int(s) for s in self.line_starts[first:last]], "end": b,
                 "glyphs": self.glyphs[a:b], "values": [None if v != v else v for v in np.round(vals, 3).tolist()]}
 
+    def ablation(self, layer: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(loss (N,), logits (B, cols, K) float16) of the model with cell ``layer:index`` set to zero at every
+        step (inside the recurrence, :mod:`rnnlens.capture.hooks`); computed once per cell, the last two kept."""
+        from ..capture.hooks import iter_hooked, set_cell
+
+        self.check_cell(layer, index)
+        key = (layer, index)
+        if key not in self._ablations:
+            if self.model is None or self.split is None:
+                raise RnnlensError("this explorer was opened without its model; ablation needs rnnlens serve RUN")
+            name = f"layers.{layer}.{self.state}"
+            loss, logits = [], []
+            for block in iter_hooked(self.model, self.split, self.cfg.split.seq_len, {name: set_cell(index, 0.0)},
+                                     ["logits", "loss"]):
+                loss.append(block["loss"].float().cpu().numpy())
+                logits.append(block["logits"].to(torch.float16).cpu().numpy())
+            while len(self._ablations) >= 2:
+                self._ablations.pop(next(iter(self._ablations)))
+            self._ablations[key] = (np.concatenate(loss, axis=1).reshape(-1), np.concatenate(logits, axis=1))
+        return self._ablations[key]
+
     def line_of(self, pos: int) -> int:
         return int(np.searchsorted(self.line_starts, pos, side="right") - 1)
 
-    def predict(self, pos: int) -> dict[str, Any]:
+    def predict(self, pos: int, ablate: tuple[int, int] | None = None) -> dict[str, Any]:
         """The model's top next-character candidates after position ``pos`` and the actual one's probability,
         beside the n-gram's when one is loaded; ``here``: how this character itself was predicted (its
-        probability and, with oracles, its error category), None at the first column of a row."""
+        probability and, with oracles, its error category), None at the first column of a row. With
+        ``ablate`` (a cell), ``ablated``: the same prediction with that cell zeroed at every step."""
         self._check_pos(pos)
         r, j = divmod(pos, self.cols)
         logits = np.asarray(self.logits[r, j], dtype=np.float64)
@@ -162,6 +193,13 @@ class ExplorerData:
             ctx = self.x[max(r * self.cols, pos - self.ngram.n + 1):pos + 1][None]  # its row only: (1, <= n)
             q = self.ngram.next_distributions(ctx)[0]
             out["ngram"] = {"prob": float(q[actual]), "top": self._top(q)}
+        if ablate is not None:
+            loss, logits_ab = self.ablation(*ablate)
+            la = np.asarray(logits_ab[r, j], dtype=np.float64)
+            q = np.exp(la - la.max())
+            q /= q.sum()
+            out["ablated"] = {"cell": f"{ablate[0]}:{ablate[1]}", "prob": float(q[actual]), "loss": float(loss[pos]),
+                              "top": self._top(q)}
         return out
 
     def _top(self, p: np.ndarray) -> list[dict[str, Any]]:
@@ -216,4 +254,4 @@ def load_explorer(model, cfg: RunConfig, split, symbols: np.ndarray, label: str,
                 ngram.symbols is not None and tuple(ngram.symbols) != tuple(cfg.vocab.symbols)):
             raise RnnlensError(f"the n-gram model's vocabulary ({ngram.vocab_size} symbols) is not the run's "
                                f"({cfg.model.vocab_size}); train it on the run's corpus with the same units")
-    return ExplorerData(cfg, files, label, config, ngram, categories)
+    return ExplorerData(cfg, files, label, config, ngram, categories, model=model, split=split)

@@ -10,8 +10,8 @@ Endpoints (GET only; every parameter is checked, unknown ones are refused; error
 | ``/api/info`` | none | model, text size, number of display lines, defaults |
 | ``/api/cells`` | none | every cell with its best feature and score |
 | ``/api/gates`` | none | per layer and gate type, every unit's left/right saturated fractions |
-| ``/api/lines`` | ``first``, ``count``, ``color`` (cell, loss, error), ``cell`` (L:I) | a window of display lines |
-| ``/api/predict`` | ``pos`` | top next-character candidates, the actual one's probability (and the n-gram's) |
+| ``/api/lines`` | ``first``, ``count``, ``color`` (cell, loss, error, ablation), ``cell`` (L:I) | a window of display lines |
+| ``/api/predict`` | ``pos``, ``ablate`` (L:I) | top next-character candidates, the actual one's probability (and the n-gram's) |
 | ``/api/search`` | ``start``, ``end``, ``threshold``, ``limit`` | LSTMVis pattern search over the span |
 """
 
@@ -80,12 +80,12 @@ def _float(p: dict[str, str], name: str, lo: float, hi: float, default: float) -
     return _number(p, name, _FLOAT, float, "a number like 0.3", lo, hi, default)
 
 
-def _cell(p: dict[str, str], data: ExplorerData) -> tuple[int, int] | None:
-    if not p.get("cell"):
+def _cell(p: dict[str, str], data: ExplorerData, key: str = "cell") -> tuple[int, int] | None:
+    if not p.get(key):
         return None
-    m = _CELL.fullmatch(p["cell"])
+    m = _CELL.fullmatch(p[key])
     if not m:
-        raise BadRequest("cell must be LAYER:INDEX, e.g. 0:12")
+        raise BadRequest(f"{key} must be LAYER:INDEX, e.g. 0:12")
     layer, index = int(m.group(1)), int(m.group(2))
     try:
         data.check_cell(layer, index)
@@ -104,15 +104,16 @@ class Api:
             "/api/cells": (set(), lambda p: {"cells": data.cells}),
             "/api/gates": (set(), lambda p: {"cell": data.cfg.model.cell, "gates": data.gates}),
             "/api/lines": ({"first", "count", "color", "cell"}, self.lines),
-            "/api/predict": ({"pos"}, lambda p: data.predict(_int(p, "pos", 0, data.n - 1))),
+            "/api/predict": ({"pos", "ablate"}, lambda p: data.predict(_int(p, "pos", 0, data.n - 1),
+                                                                        _cell(p, data, "ablate"))),
             "/api/search": ({"start", "end", "threshold", "limit"}, self.search),
         }
 
     def lines(self, p: dict[str, str]) -> Any:
         d = self.data
         color = p.get("color", "cell")
-        if color not in ("cell", "loss", "error"):
-            raise BadRequest("color must be cell, loss or error")
+        if color not in ("cell", "loss", "error", "ablation"):
+            raise BadRequest("color must be cell, loss, error or ablation")
         return d.lines(_int(p, "first", 0, len(d.line_starts) - 1), _int(p, "count", 1, d.config.max_lines, 50),
                        color, _cell(p, d))
 
