@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     data = load_explorer(model, cfg, split, symbols, label, args.run, args.weights, args.cache,
                          ExplorerConfig(width=args.width), args.ngram, args.oracles, say)
     server = make_server(data, args.host, args.port, token=args.token)
-    access = "; access needs the token in this URL (it sets a cookie)" if server.token else ""
+    access = "; access needs the token in this URL" if server.token else ""
     say(f"rnnlens explorer: {server.url}  ({data.n:,} characters{access}; Ctrl-C to stop)")
     try:
         server.serve_forever()
