@@ -230,3 +230,36 @@ def test_ablation_toggle_colours_the_loss_change_and_shows_ablated_predictions(p
     page.locator("#cell-list li[data-cell='0:2']").click()  # another cell keeps the ablation view
     assert page.locator("#color").input_value() == "ablation"
     page.select_option("#color", "cell")
+
+
+def test_the_token_url_opens_the_whole_app_and_the_bare_url_is_refused(page, app):
+    """A server with the token required (as off loopback): the printed URL loads the app in a real browser,
+    every request the page makes after the first carried by the HttpOnly cookie; without the token: 403."""
+    srv = make_server(app[1], "127.0.0.1", 0, token_required=True)
+    serve_in_thread(srv)
+    base = f"http://127.0.0.1:{srv.server_address[1]}"
+    ctx = page.context.browser.new_context()  # fresh cookies, same browser (one sync Playwright per thread)
+    try:
+        pg = ctx.new_page()
+        answers: list[tuple[str, int]] = []
+        pg.on("response", lambda r: answers.append((r.url, r.status)))
+        pg.goto(srv.url)
+        pg.wait_for_selector("body[data-ready='1']", timeout=15_000)
+        assert pg.locator("#status").inner_text() == "ready"
+        assert pg.locator("#cell-list li").count() == app[1].layers * app[1].hidden
+        api = [u for u, _ in answers if "/api/" in u]
+        assert api and all(s == 200 for _, s in answers), answers
+        assert not any("token=" in u for u in api)  # the cookie, not the URL, carried the token
+        [cookie] = ctx.cookies()
+        assert cookie["value"] == srv.token and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        bare = page.context.browser.new_context()
+        try:
+            pb = bare.new_page()
+            assert pb.goto(base + "/").status == 403
+            assert "token" in pb.locator("body").inner_text()
+        finally:
+            bare.close()
+    finally:
+        ctx.close()
+        srv.shutdown()
+        srv.server_close()

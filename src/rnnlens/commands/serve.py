@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..explorer.access import check_token
 from ..explorer.data import ExplorerConfig, load_explorer
 from ..explorer.server import make_server
 from ..run import load_model
@@ -18,9 +19,14 @@ def add_parser(subparsers) -> None:
         "test split by default) coloured by any cell, by the loss or (--oracles) by oracle error category, the cell list with each cell's best feature, "
         "LSTMVis pattern search over a selected span, the gate saturation scatter, and the model's next-character "
         "candidates on hover. The first start precomputes a cache under RUN/explorer-<source> (or --cache). "
-        "See docs/explorer.md.")
+        "Bound to any address other than loopback (127.0.0.0/8, ::1, localhost), e.g. --host 0.0.0.0, every "
+        "request needs a random access token: the startup line prints the full URL with ?token=...; without it "
+        "the server answers 403. See docs/explorer.md.")
     add_run_source_flags(p)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only, "
+                   "no token); any other address requires the access token printed at startup")
+    p.add_argument("--token", metavar="TOKEN", help="the access token to require (16..128 letters, digits, '-', "
+                   "'_'; default: a random one when --host is not loopback); given, it is required on loopback too")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 = any free port)")
     p.add_argument("--cache", metavar="DIR", help="cache folder (default: RUN/explorer-<split or text-NAME>)")
     p.add_argument("--ngram", metavar="FILE", help="a saved n-gram model (rnnlens ngram --save) to show beside the "
@@ -42,14 +48,16 @@ def run(args: argparse.Namespace) -> int:
     if args.oracles and args.text:
         raise RnnlensError("--oracles needs a split of the run's corpus (the oracles use its train split); "
                            "leave out --text or --oracles")
+    if args.token is not None:
+        check_token(args.token)
     model, cfg, _ = load_model(args.run, "best" if args.weights == "best" else "state", resolve_device(args.device))
     symbols, split, label = load_source(args, cfg)
     say(f"loading the explorer cache for {label} (built on first use; this can take a few minutes)...")
     data = load_explorer(model, cfg, split, symbols, label, args.run, args.weights, args.cache,
                          ExplorerConfig(width=args.width), args.ngram, args.oracles, say)
-    server = make_server(data, args.host, args.port)
-    host, port = server.server_address[:2]
-    say(f"rnnlens explorer: http://{host}:{port}/  ({data.n:,} characters; Ctrl-C to stop)")
+    server = make_server(data, args.host, args.port, token=args.token)
+    access = "; access needs the token in this URL" if server.token else ""
+    say(f"rnnlens explorer: {server.url}  ({data.n:,} characters{access}; Ctrl-C to stop)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -13,12 +13,17 @@ Endpoints (GET only; every parameter is checked, unknown ones are refused; error
 | ``/api/lines`` | ``first``, ``count``, ``color`` (cell, loss, error, ablation), ``cell`` (L:I) | a window of display lines |
 | ``/api/predict`` | ``pos``, ``ablate`` (L:I) | top next-character candidates, the actual one's probability (and the n-gram's) |
 | ``/api/search`` | ``start``, ``end``, ``threshold``, ``limit`` | LSTMVis pattern search over the span |
+
+Bound beyond loopback, every request needs the access token (``rnnlens.explorer.access``): ``?token=...`` on
+any path (it is removed before the endpoint's own parameters are checked) or the cookie a valid one sets;
+without it the answer is a plain-text 403.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import socket
 import sys
 import threading
 from http import HTTPStatus
@@ -27,6 +32,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from ..exceptions import RnnlensError
+from .access import Access
 from .assets import ASSETS
 from .data import ExplorerData
 from .search import SearchConfig
@@ -142,29 +148,61 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
     api: Api  # set on the subclass made by make_server
+    access: Access = Access()  # likewise; the default is open (loopback)
+    _extra: list[tuple[str, str]]
+
+    def _allowed(self, query: str) -> str | None:
+        """The query without ``token`` when the request may proceed; None after answering 403."""
+        self._extra = []
+        if self.access.token is None:
+            return query
+        given, rest = self.access.split_query(query)
+        self._extra.append(("Referrer-Policy", "no-referrer"))
+        if self.access.matches(given):
+            if self.access.cookie_token(self.headers.get_all("Cookie") or []) != self.access.token:
+                self._extra.append(("Set-Cookie", self.access.set_cookie()))
+            return rest
+        if given is None and self.access.matches(self.access.cookie_token(self.headers.get_all("Cookie") or [])):
+            return rest
+        self._send(403, "text/plain; charset=utf-8",
+                   b"403 Forbidden: this explorer needs its access token. Open the full URL that rnnlens serve "
+                   b"printed (it ends in ?token=...).\n")
+        return None
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         try:
             parts = urlsplit(self.path)
         except ValueError:
+            self._extra = []
             self._json({"error": "malformed URL"}, 400)
+            return
+        query = self._allowed(parts.query)
+        if query is None:
             return
         if parts.path in ASSETS:
             ctype, body = ASSETS[parts.path]
             self._send(200, ctype, body)
             return
         try:
-            self._json(self.api.answer(parts.path, parts.query), 200)
+            self._json(self.api.answer(parts.path, query), 200)
         except BadRequest as exc:
             self._json({"error": str(exc)}, exc.status)
         except Exception as exc:  # a bug: answer 500 and keep serving
             self._json({"error": f"internal error: {type(exc).__name__}"}, 500)
 
     def do_HEAD(self) -> None:  # noqa: N802
-        self._json({"error": "use GET"}, 405)
+        if self._allowed(self._query()) is not None:
+            self._json({"error": "use GET"}, 405)
 
     def _refuse(self) -> None:
-        self._json({"error": "only GET is supported"}, 405)
+        if self._allowed(self._query()) is not None:
+            self._json({"error": "only GET is supported"}, 405)
+
+    def _query(self) -> str:
+        try:
+            return urlsplit(self.path).query
+        except ValueError:
+            return ""
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse  # noqa: N815
 
@@ -178,6 +216,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:")
+        for name, value in getattr(self, "_extra", []):
+            self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -191,19 +231,48 @@ class ExplorerServer(ThreadingHTTPServer):
 
     daemon_threads = True
     request_queue_size = 128
+    access: Access = Access()
+
+    @property
+    def token(self) -> str | None:
+        """The access token every request needs, None when the server is open (loopback)."""
+        return self.access.token
+
+    @property
+    def url(self) -> str:
+        """The address to open, with ``?token=...`` when a token is required."""
+        host, port = self.server_address[:2]
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}/" + (f"?token={self.access.token}" if self.access.token else "")
 
     def handle_error(self, request, client_address) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
 
 
-def make_server(data: ExplorerData, host: str = "127.0.0.1", port: int = 8000) -> ExplorerServer:
-    """A server bound to host:port (port 0: any free port; see ``server.server_address``), not yet serving."""
-    handler = type("BoundHandler", (Handler,), {"api": Api(data)})
+def make_server(data: ExplorerData, host: str = "127.0.0.1", port: int = 8000, token_required: bool | None = None,
+                token: str | None = None) -> ExplorerServer:
+    """A server bound to host:port (port 0: any free port; see ``server.server_address``), not yet serving.
+
+    ``token_required`` None: a token is required unless ``host`` is loopback (``access.is_loopback``); True
+    or False forces it. ``token``: the token to require (16..128 URL-safe characters; implies required when
+    ``token_required`` is None), else a random one. ``server.url`` is the address to open (with the token),
+    ``server.token`` the token or None."""
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    family = socket.AF_INET6 if ":" in bare else socket.AF_INET
+    server_cls = type("BoundServer", (ExplorerServer,), {"address_family": family})
     try:
-        return ExplorerServer((host, port), handler)
+        server = server_cls((bare, port), type("BoundHandler", (Handler,), {"api": Api(data)}))
     except OSError as exc:
         raise RnnlensError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
+    try:
+        access = Access.for_host(bare, server.server_address[1], token_required, token)
+    except RnnlensError:
+        server.server_close()
+        raise
+    server.access = access
+    server.RequestHandlerClass.access = access
+    return server
 
 
 def serve_in_thread(server: ExplorerServer) -> threading.Thread:
