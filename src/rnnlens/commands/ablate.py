@@ -26,7 +26,10 @@ def add_parser(subparsers) -> None:
         "characters whose loss moves most, and a heatmap of the loss change (ablation.html/.png in --out). "
         "--rank ablates every cell in turn over --max-chars and ranks the cells by effect. See docs/interventions.md.")
     add_input_flags(p)
-    p.set_defaults(max_chars=100_000)
+    for action in p._actions:  # the shared flag, with this command's default
+        if action.dest == "max_chars":
+            action.default = None
+            action.help = "predictions counted, per row from the second unroll on (default: 100,000; 10,000 with --rank; 0: all)"
     p.add_argument("--cell", metavar="LAYER:INDEX", help="the cell to ablate, e.g. 1:74 (required unless --rank)")
     p.add_argument("--value", default="zero", metavar="zero|mean|NUMBER",
                    help="what the cell is set to: zero, its mean over the same characters, or a number (default: zero)")
@@ -52,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if args.rank:
         return _rank(args, model, cfg, split, label, state)
     layer, index = parse_cell(args.cell, cfg)
-    config = AblationConfig(layer, index, args.value, state, args.max_chars, top_chars=args.top or 10)
+    max_chars = 100_000 if args.max_chars is None else args.max_chars
+    config = AblationConfig(layer, index, args.value, state, max_chars, top_chars=args.top or 10)
     with tqdm(total=None, desc="ablate", unit="col", file=sys.stderr, disable=args.json, dynamic_ncols=True) as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total
@@ -80,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _rank(args, model, cfg, split, label: str, state: str) -> int:
-    max_chars = args.max_chars if args.max_chars != 100_000 else 10_000
+    max_chars = 10_000 if args.max_chars is None else args.max_chars
     total = (len(args.layer) if args.layer else cfg.model.layers) * cfg.model.hidden
     with tqdm(total=total, desc="rank", unit="cell", file=sys.stderr, disable=args.json, dynamic_ncols=True) as bar:
         def progress(done: int, _total: int) -> None:
