@@ -31,5 +31,8 @@ class DiskFullError(RnnlensError):
         self.hint = hint or "the previous version of the file, if any, is kept; free space and run the command again"
         super().__init__(f"{reason} while writing {self.path}; {self.hint}")
 
+    def __reduce__(self):  # survives pickling (reproduce's worker processes send errors back)
+        return DiskFullError, (self.path, self.reason, self.hint)
+
     def with_hint(self, hint: str) -> "DiskFullError":
         return DiskFullError(self.path, self.reason, hint)
