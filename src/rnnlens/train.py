@@ -146,7 +146,7 @@ def train(
 
 def _resume_hint(run_dir: Path) -> str:
     step = _saved_step(run_dir) if (run_dir / STATE).is_file() else 0
-    kept = f"the previous checkpoint (step {step}) is kept" if step else "no checkpoint was saved yet"
+    kept = f"the previous checkpoint, of step {step}, is kept" if step else "no checkpoint was saved yet"
     return f"the run is intact ({kept}): free space, then resume with rnnlens train --resume --out {run_dir}"
 
 
