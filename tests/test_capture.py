@@ -269,3 +269,31 @@ def test_cli_capture(tiny_run: Path, capsys: pytest.CaptureFixture) -> None:
     (empty / "config.json").write_text((tiny_run / "run" / "config.json").read_text())
     assert main(["capture", str(empty), "--out", str(tiny_run / "cap5")]) == 2
     assert "no best weights" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["flush", "x.npy"])
+def test_a_full_disk_while_capturing_is_one_error_and_leaves_no_temp_files(tmp_path: Path, monkeypatch, where) -> None:
+    import errno
+
+    from rnnlens.capture import store
+    from rnnlens.exceptions import DiskFullError
+
+    model = make_model("lstm", 1)
+    split = split_of(np.random.default_rng(2).integers(0, K, 4 * 5 * 6 + 3))
+    capture_to_dir(model, split, 5, tmp_path / "cap", names="loss")  # a previous capture, then the disk fills
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if where == "flush":
+        monkeypatch.setattr(np.memmap, "flush", full)
+    else:
+        monkeypatch.setattr(store, "_save_npy", lambda path, arr: (Path(path).write_bytes(b"\0"), full()))
+    with pytest.raises(DiskFullError) as info:
+        capture_to_dir(model, split, 5, tmp_path / "cap", names="loss")
+    named = "x.npy" if where == "x.npy" else "loss.npy"
+    assert str(info.value).startswith(f"no space left on device while writing {tmp_path / 'cap' / named}; ")
+    assert not [p.name for p in (tmp_path / "cap").iterdir() if p.name.endswith(".tmp")]
+    assert not (tmp_path / "cap" / "index.json").exists()  # no index points at a half capture
+    with pytest.raises(RnnlensError, match="not a capture directory"):
+        open_capture(tmp_path / "cap")

@@ -392,3 +392,36 @@ def test_help_of_every_command_mentions_each_flag(monkeypatch) -> None:
 def test_no_command_prints_help_and_fails() -> None:
     rc, out, err = call()
     assert rc == 2 and "usage:" in err
+
+
+def test_a_raw_disk_full_error_from_any_writer_is_one_line(monkeypatch, capsys):
+    """The safety net for writers outside rnnlens.fsutil: ENOSPC/EDQUOT, raw or wrapped, is exit 2, no traceback."""
+    import errno
+
+    from rnnlens.commands import sizes
+
+    def raw(args):
+        raise OSError(errno.EDQUOT, "Disk quota exceeded", "out/table.md")
+
+    monkeypatch.setattr(sizes, "run", raw)
+    assert main(["sizes"]) == 2
+    assert capsys.readouterr().err == ("rnnlens: error: disk quota exceeded while writing out/table.md; free space "
+                                       "and run the command again (files rnnlens writes atomically keep their "
+                                       "previous version)\n")
+
+    def wrapped(args):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as exc:
+            raise RuntimeError("could not save the figure") from exc
+
+    monkeypatch.setattr(sizes, "run", wrapped)
+    assert main(["sizes"]) == 2
+    assert capsys.readouterr().err.startswith("rnnlens: error: no space left on device; free space")
+
+    def other(args):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(sizes, "run", other)
+    with pytest.raises(OSError, match="Input/output error"):
+        main(["sizes"])

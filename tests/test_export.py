@@ -97,3 +97,21 @@ def test_export_refuses_unfinished_runs_and_existing_folders(tmp_path, finished,
     (unfinished / "config.json").write_text((finished / "config.json").read_text())
     assert main(["export", str(unfinished), "--out", str(tmp_path / "x")]) == 2
     assert "has not finished" in capsys.readouterr().err
+
+
+def test_a_full_disk_while_exporting_is_one_line_and_leaves_no_temp_files(tmp_path, finished, monkeypatch, capsys):
+    import errno
+
+    from rnnlens import export
+
+    def full(src, dst):
+        open(dst, "wb").write(b"\0")
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(export.shutil, "copyfile", full)
+    out = tmp_path / "model"
+    assert main(["export", str(finished), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"rnnlens: error: no space left on device while writing {out / 'config.json'}; the previous "
+                   "version of the file, if any, is kept; free space and run the command again\n")
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]

@@ -474,3 +474,28 @@ def test_compare_stage_reuses_the_baselines_stage_models(tmp_path):
     atomic_write_json(bdir / "stage.json", {"result": {}})
     res = compare()
     assert res["nnn"]["source"] == {1: "baselines", 2: "baselines"} and res["nnn"]["from"] == "stages/baselines/tiny"
+
+
+def test_a_full_disk_fails_the_stage_with_one_line_that_says_how_to_resume(tmp_path, monkeypatch):
+    import errno
+
+    from rnnlens.exceptions import DiskFullError
+    from rnnlens.reproduce import executor
+    from rnnlens.reproduce.stages import Context
+
+    planned = make_plan("smoke", None, None, "cpu", workers=1)
+    stage = next(s for s in planned.stages if s.kind == "train")
+    ctx = Context(str(tmp_path), planned.preset, "cpu", None, 1)
+
+    def typed(stage, ctx):
+        raise DiskFullError(f"{tmp_path}/run/state.safetensors", hint="resume the run")
+
+    def raw(stage, ctx):
+        raise OSError(errno.ENOSPC, "No space left on device", f"{tmp_path}/run/x.npy")
+
+    for fake, path in ((typed, f"{tmp_path}/run/state.safetensors"), (raw, f"{tmp_path}/run/x.npy")):
+        monkeypatch.setattr(executor, "execute", fake)
+        with pytest.raises(DiskFullError) as info:
+            executor._run_timed(stage, ctx)
+        assert str(info.value) == (f"no space left on device while writing {path}; " + executor.RESUME_HINT)
+        assert "\n" not in str(info.value)

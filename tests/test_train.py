@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import importlib
 import json
 import random
 import signal
@@ -245,3 +247,96 @@ def test_cuda_resume_without_dropout_is_bit_identical(tmp_path, text):
     assert main(["train", "--resume", "--out", str(tmp_path / "cut"), "--quiet", "--device", "cuda"]) == 0
     assert_bit_identical(tmp_path / "cut" / "best.safetensors", tmp_path / "ref" / "best.safetensors")
     assert_bit_identical(tmp_path / "cut" / "state.safetensors", tmp_path / "ref" / "state.safetensors")
+
+
+def _fail_once(monkeypatch, target: str, nth: int, raise_error) -> dict:
+    """Make the ``nth`` write of ``target`` in the run hit a full disk after writing part of it; returns a record
+    of the file's bytes just before (the previous version the error must keep)."""
+    from rnnlens import checkpoint
+
+    real_save, real_open, seen = checkpoint.save_file, open, {"calls": 0, "before": None, "tmp": None}
+
+    def armed(name: str) -> bool:
+        if Path(name).name.lstrip(".").split(".")[:2] != target.split(".")[:2]:
+            return False
+        seen["calls"] += 1
+        return seen["calls"] == nth
+
+    def save_file(tensors, filename, metadata=None):
+        if not armed(filename):
+            return real_save(tensors, filename, metadata=metadata)
+        final = Path(filename).parent / target
+        seen["before"], seen["tmp"] = final.read_bytes() if final.exists() else None, filename
+        Path(filename).write_bytes(b"\0" * 100)  # part of it got out
+        raise_error(filename)
+
+    class FullFile:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def write(self, data):
+            self.fh.write(data[: len(data) // 2])
+            raise_error(self.fh.name)
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        fh = real_open(file, mode, *args, **kwargs)
+        if "a" in mode and armed(str(file)):
+            seen["before"] = Path(file).read_bytes()
+            return FullFile(fh)
+        return fh
+
+    monkeypatch.setattr(checkpoint, "save_file", save_file)
+    # the module, not the package attribute rnnlens.train (that is the function rnnlens.api.train)
+    monkeypatch.setattr(importlib.import_module("rnnlens.train"), "open", fake_open, raising=False)
+    return seen
+
+
+def _raw_enospc(name: str) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _safetensors_enospc(name: str) -> None:
+    from safetensors import SafetensorError
+
+    raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
+                          'message: "No space left on device" })')
+
+
+@pytest.mark.parametrize("target, nth, raise_error", [("state.safetensors", 100, _raw_enospc),
+                                                      ("best.safetensors", 3, _safetensors_enospc),
+                                                      ("metrics.jsonl", 4, _raw_enospc)])
+def test_a_full_disk_is_one_line_keeps_the_run_and_resume_is_bit_identical(tmp_path, text, reference, monkeypatch,
+                                                                          capsys, target, nth, raise_error):
+    out = tmp_path / "run"
+    seen = _fail_once(monkeypatch, target, nth, raise_error)
+    code = main(["train", "--text", str(text), *TINY, "--max-steps", "600", "--checkpoint-every", "0.0001",
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert seen["calls"] >= nth, "the write never failed; the test is not testing anything"
+    lines = [x for x in err.splitlines() if x.startswith("rnnlens: error:")]
+    assert code == 2 and "Traceback" not in err and len(lines) == 1, err
+    saved = load_tensors_step(out)
+    assert lines[0] == (f"rnnlens: error: no space left on device while writing {out / target}; the run is intact "
+                        f"(the previous checkpoint, of step {saved}, is kept): free space, then resume with "
+                        f"rnnlens train --resume --out {out}")
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]  # the temp file is gone
+    if target != "metrics.jsonl":
+        assert (out / target).read_bytes() == seen["before"]  # the previous version, untouched
+    assert main(["train", "--resume", "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+    assert_bit_identical(out / "best.safetensors", reference / "best.safetensors")
+    assert_bit_identical(out / "state.safetensors", reference / "state.safetensors")
+    strip = lambda path: [{k: v for k, v in json.loads(x).items() if k not in ("chars_per_s", "elapsed_s")}  # noqa: E731
+                          for x in path.read_text().splitlines()]
+    assert strip(out / "metrics.jsonl") == strip(reference / "metrics.jsonl")
+
+
+def load_tensors_step(run: Path) -> int:
+    from rnnlens.checkpoint import load_tensors
+
+    return load_tensors(run / "state.safetensors")[1]["progress"]["step"]

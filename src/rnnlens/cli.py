@@ -1,6 +1,7 @@
 """The ``rnnlens`` command line: one subcommand per module in ``rnnlens.commands``.
 
-User errors (``RnnlensError``) become one line on stderr and exit status 2; Ctrl-C exits with 130.
+User errors (``RnnlensError``) become one line on stderr and exit status 2; Ctrl-C exits with 130. A full disk
+or quota (ENOSPC, EDQUOT) is a user error too, also when a writer outside ``rnnlens.fsutil`` raises it raw.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 
 from . import __version__
 from .exceptions import RnnlensError
+from .fsutil import disk_full_reason, is_disk_full
 
 # Each name is a module rnnlens.commands.<name> with add_parser(subparsers) and run(args).
 COMMANDS = ("quickstart", "train", "eval", "sample", "sizes", "data", "ngram", "nnn", "baselines", "capture", "gates",
@@ -71,6 +73,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # the safety net for writers that do not go through rnnlens.fsutil
+        if not is_disk_full(exc):
+            raise
+        print(f"rnnlens: error: {disk_full_message(exc)}", file=sys.stderr)
+        return 2
+
+
+def disk_full_message(exc: BaseException) -> str:
+    """One line for a raw ENOSPC/EDQUOT error: what failed, where, and what to do."""
+    path = getattr(exc, "filename", None)
+    where = f" while writing {path}" if path else ""
+    return (f"{disk_full_reason(exc)}{where}; free space and run the command again "
+            "(files rnnlens writes atomically keep their previous version)")
 
 
 if __name__ == "__main__":

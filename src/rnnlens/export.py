@@ -19,7 +19,7 @@ import torch
 
 from .checkpoint import load_tensors, save_tensors
 from .exceptions import RnnlensError
-from .fsutil import atomic_write_text, read_json
+from .fsutil import atomic_write, atomic_write_text, read_json
 from .run import BEST, CONFIG, METRICS, SUMMARY, load_config
 
 UNHEALTHY = ("stalled", "diverged")
@@ -49,9 +49,7 @@ def export_model(run_dir: str | os.PathLike, out: str | os.PathLike, notes: str 
     save_tensors(out / BEST, weights, {**meta, "kind": "best", "exported_from": run_dir.name})
     for fname in (CONFIG, METRICS, SUMMARY):
         if (run_dir / fname).is_file():
-            tmp = out / f".{fname}.tmp"
-            shutil.copyfile(run_dir / fname, tmp)
-            os.replace(tmp, out / fname)
+            atomic_write(out / fname, lambda tmp, src=run_dir / fname: shutil.copyfile(src, tmp))
     metrics = [json.loads(x) for x in (run_dir / METRICS).read_text().splitlines()] if (run_dir / METRICS).is_file() else []
     atomic_write_text(out / "README.md", model_card(name or out.name, cfg, summary, metrics, notes))
     return out

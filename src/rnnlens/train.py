@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import load_tensors, save_tensors
-from .exceptions import RnnlensError
+from .exceptions import DiskFullError, RnnlensError
 from .evaluate import evaluate, evaluate_tensors
 from . import health
-from .fsutil import atomic_write_json, read_json
+from .fsutil import atomic_write_json, disk_full_reason, is_disk_full, read_json
 from .lock import hold
 from . import __version__
 from .model import CharRNN, detach_state
@@ -128,10 +128,26 @@ def train(
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainOutcome:
     """Train the run in ``run_dir`` (made by :func:`init_run`) from its saved state, or from scratch; the run's
-    write lock is held throughout (:mod:`rnnlens.lock`): a second writer gets an error naming this pid."""
+    write lock is held throughout (:mod:`rnnlens.lock`): a second writer gets an error naming this pid.
+
+    A full disk or quota raises :class:`~rnnlens.exceptions.DiskFullError` naming the file and how to resume:
+    every write of the run is atomic (or, for metrics.jsonl, truncated back on resume), so the run is intact."""
     load_config(run_dir)  # a folder that is not a run is refused before anything is written
     with hold(run_dir, "run"):
-        return _train(run_dir, device, reporter, data_dir, splits, should_stop)
+        try:
+            return _train(run_dir, device, reporter, data_dir, splits, should_stop)
+        except DiskFullError as exc:
+            raise exc.with_hint(_resume_hint(Path(run_dir))) from exc
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            raise DiskFullError(exc.filename or str(run_dir), disk_full_reason(exc), _resume_hint(Path(run_dir))) from exc
+
+
+def _resume_hint(run_dir: Path) -> str:
+    step = _saved_step(run_dir) if (run_dir / STATE).is_file() else 0
+    kept = f"the previous checkpoint, of step {step}, is kept" if step else "no checkpoint was saved yet"
+    return f"the run is intact ({kept}): free space, then resume with rnnlens train --resume --out {run_dir}"
 
 
 def _train(
@@ -291,8 +307,13 @@ def _validate(
     else:
         progress.bad_evals += 1
     line["best_val_loss"] = progress.best_val
-    with open(run_dir / METRICS, "a", encoding="utf-8") as fh:
-        fh.write(_json_line(line))
+    try:  # a partial line left by a full disk is cut off on resume (the state records the length before it)
+        with open(run_dir / METRICS, "a", encoding="utf-8") as fh:
+            fh.write(_json_line(line))
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(str(run_dir / METRICS), disk_full_reason(exc)) from exc
+        raise
     progress.metrics_offset = (run_dir / METRICS).stat().st_size
     reporter.note(
         f"step {progress.step}: val loss {result.loss_nats:.4f} nats/char"

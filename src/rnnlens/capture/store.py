@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from .core import TARGET_NAMES, NamesFilter, capture_columns, iter_capture, resolve_names
-from ..exceptions import RnnlensError
-from ..fsutil import atomic_write_json, read_json
+from ..exceptions import DiskFullError, RnnlensError
+from ..fsutil import atomic_write, atomic_write_json, disk_full_reason, is_disk_full, read_json
 from ..model import CharRNN, ModelConfig
 from ..data.splits import Split
 
@@ -168,20 +168,32 @@ def capture_to_dir(model: CharRNN, split: Split, seq_len: int, out_dir: str | os
                            "select fewer --names, use --max-chars or --dtype float16")
     _remove_old(out)
     tmp = {n: out / f".{n}.npy.tmp" for n in chosen}
+    writing = out
     try:
-        arrays = {n: np.lib.format.open_memmap(tmp[n], mode="w+", dtype=_dtype_for(n, dtype),
-                                               shape=(rows, cols, *_trailing(model.config, n))) for n in chosen}
+        arrays = {}
+        for n in chosen:
+            writing = out / f"{n}.npy"
+            arrays[n] = np.lib.format.open_memmap(tmp[n], mode="w+", dtype=_dtype_for(n, dtype),
+                                                  shape=(rows, cols, *_trailing(model.config, n)))
         _fill(model, split, seq_len, chosen, arrays, max_chars)
         for n, a in arrays.items():
+            writing = out / f"{n}.npy"
             a.flush()
         del arrays
         for n, path in tmp.items():
             os.replace(path, out / f"{n}.npy")
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(str(writing), disk_full_reason(exc),
+                                "the partial capture was removed; free space (or select fewer --names, use "
+                                "--max-chars) and capture again") from exc
+        raise
     finally:
         for path in tmp.values():
             path.unlink(missing_ok=True)
-    np.save(out / "x.npy", np.ascontiguousarray(split.x[:, :cols]))
-    np.save(out / "y.npy", np.ascontiguousarray(split.y[:, :cols]))
+    for name, a in (("x.npy", split.x), ("y.npy", split.y)):
+        arr = np.ascontiguousarray(a[:, :cols])
+        atomic_write(out / name, lambda t, arr=arr: _save_npy(t, arr))
     starts = None if split.row_starts is None else [int(s) for s in split.row_starts]
     index = {"format": FORMAT, "dtype": dtype, "row_starts": starts,
              "names": {n: {"file": f"{n}.npy", "shape": [rows, cols, *_trailing(model.config, n)],
@@ -189,6 +201,11 @@ def capture_to_dir(model: CharRNN, split: Split, seq_len: int, out_dir: str | os
              "info": _info(model, split, seq_len, cols, info)}
     atomic_write_json(out / INDEX, index)
     return open_capture(out)
+
+
+def _save_npy(path: str, arr: np.ndarray) -> None:
+    with open(path, "wb") as fh:  # a file object: np.save would append .npy to the temp file's name
+        np.save(fh, arr, allow_pickle=False)
 
 
 def _remove_old(out: Path) -> None:

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..exceptions import RnnlensError
-from ..fsutil import atomic_write_json, read_json
+from ..exceptions import DiskFullError, RnnlensError
+from ..fsutil import atomic_write_json, disk_full_reason, is_disk_full, read_json
 from ..lock import LOCK_NAME
 from .plan import Preset, Stage
 from .stages import RECORD, Context, execute, read_record, stage_dir
@@ -100,14 +100,23 @@ def default_workers(device: str) -> int:
     return 1 if device.startswith("cuda") else max(1, os.cpu_count() or 1)
 
 
+RESUME_HINT = ("the stage's files are intact (each keeps its previous version): free space, then run the same "
+               "rnnlens reproduce command again; it resumes where it stopped")
+
+
 def _run_timed(stage: Stage, ctx: Context) -> dict[str, Any]:
     """Runs in the worker: the stage's record wrapped with its timing; failures carry a short traceback."""
     started = time.time()
     try:
         result = execute(stage, ctx)
+    except DiskFullError as exc:
+        raise exc.with_hint(RESUME_HINT) from None
     except RnnlensError:
         raise
     except Exception as exc:  # noqa: BLE001
+        if is_disk_full(exc):
+            raise DiskFullError(getattr(exc, "filename", None) or stage_dir(ctx.root, stage.id),
+                                disk_full_reason(exc), RESUME_HINT) from None
         tb = traceback.format_exc(limit=4)
         raise RnnlensError(f"{type(exc).__name__}: {exc}\n{tb}") from None
     return {"id": stage.id, "kind": stage.kind, "dataset": stage.dataset, "started": started,
