@@ -83,6 +83,25 @@ def test_histogram_matches_numpy_and_finds_the_peaks():
     assert json.loads(json.dumps(h.to_dict()))["total"]["c"] == 5000
 
 
+def test_interior_peaks_lie_under_the_saturated_ends():
+    rng = np.random.default_rng(1)
+    # most mass saturated at +-1 (what peaks() finds), bumps at -0.75 and +0.75 (the paper's), noise between
+    a = np.concatenate([np.full(9000, 0.999), np.full(7000, -0.999), np.clip(rng.normal(0.75, 0.03, 3000), -1, 1),
+                        np.clip(rng.normal(-0.75, 0.03, 2000), -1, 1), rng.uniform(-1, 1, 2000)])
+    h = histogram([{"c": a}], bins=100)
+    assert h.peaks()["c"] == pytest.approx([-0.99, 0.99])
+    lo, hi = h.interior_peaks()["c"]
+    assert lo == pytest.approx(-0.75, abs=0.021) and hi == pytest.approx(0.75, abs=0.021)
+    centres = (h.edges[:-1] + h.edges[1:]) / 2
+    inner = np.abs(centres) < 0.9
+    for side, want in ((centres < 0, lo), (centres > 0, hi)):  # brute force: the fullest inner bin of each side
+        m = inner & side
+        assert want == pytest.approx(float(centres[m][np.argmax(h.counts["c"][m])]))
+    flat = histogram([{"c": np.full(100, 0.999)}], bins=10)
+    assert flat.interior_peaks()["c"] == [None, None]  # nothing away from the ends
+    assert json.loads(json.dumps(h.to_dict()))["interior_peaks"]["c"] == pytest.approx([lo, hi])
+
+
 def test_best_window_has_the_most_changes_within_one_row():
     f = np.zeros((3, 50))
     f[1, 30:40:2] = 1  # 10 changes in columns 30..40

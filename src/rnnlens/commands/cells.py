@@ -116,7 +116,10 @@ def _histogram(args: argparse.Namespace, model: CharRNN, cfg: RunConfig, state: 
     if args.json:
         emit_json({"out": str(out), "state": what, **hist.to_dict()})
     else:
+        inner = hist.interior_peaks()
+        fmt = lambda v: "none" if v is None else f"{v:+.2f}"  # noqa: E731
         for n, (lo, hi) in hist.peaks().items():
-            say(f"{n}: {int(hist.counts[n].sum()):,} values of {what}; fullest bins at {lo:+.2f} and {hi:+.2f}")
+            say(f"{n}: {int(hist.counts[n].sum()):,} values of {what}; fullest bins at {lo:+.2f} and {hi:+.2f}; "
+                f"interior peaks (|x| < 0.9) at {fmt(inner[n][0])} and {fmt(inner[n][1])}")
         say(f"-> {out / 'histogram.png'}, {out / 'histogram.json'}")
     return 0
