@@ -17,7 +17,7 @@ from .fsutil import disk_full_reason, is_disk_full
 
 # Each name is a module rnnlens.commands.<name> with add_parser(subparsers) and run(args).
 COMMANDS = ("quickstart", "train", "eval", "sample", "sizes", "data", "ngram", "nnn", "baselines", "capture", "gates",
-            "cells", "ablate", "curves", "compare", "errors", "serve", "reproduce", "report", "export")
+            "cells", "ablate", "curves", "runs", "compare", "errors", "serve", "reproduce", "report", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
