@@ -385,9 +385,10 @@ def capture_columns(split: Split, max_chars: int = 0) -> int:
 
 
 def iter_capture(model: CharRNN, split: Split, seq_len: int, names: NamesFilter = None,
-                 max_chars: int = 0, method: str = "auto") -> Iterator[CaptureBlock]:
+                 max_chars: int = 0, method: str = "auto", hooks: dict[str, Hook] | None = None) -> Iterator[CaptureBlock]:
     """Stream a split block by block (columns ``j:j+seq_len`` of all B rows), the state carried as in
-    training and evaluation, yielding each block's activations (targets are the split's ``y``)."""
+    training and evaluation, yielding each block's activations (targets are the split's ``y``); ``hooks``
+    as in :func:`run_with_cache` (the edited state is what is carried)."""
     if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
         raise RnnlensError(f"seq_len must be a positive integer, got {seq_len!r}; pass e.g. 100")
     cols = capture_columns(split, max_chars)
@@ -400,6 +401,6 @@ def iter_capture(model: CharRNN, split: Split, seq_len: int, names: NamesFilter 
     y_all = torch.from_numpy(np.ascontiguousarray(split.y[:, :cols]))
     state: State | None = None
     for j in range(0, cols, seq_len):
-        block = run_with_cache(model, x_all[:, j:j + seq_len], state, names, y_all[:, j:j + seq_len], j, method)
+        block = run_with_cache(model, x_all[:, j:j + seq_len], state, names, y_all[:, j:j + seq_len], j, method, hooks)
         state = block.state
         yield block

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 from typing import Iterator
 
-import numpy as np
 import torch
 
 from ..data.splits import Split
-from ..exceptions import RnnlensError
 from ..model import CharRNN, State
-from .core import CaptureBlock, Hook, NamesFilter, capture_columns, run_with_cache, split_hooks
+from .core import CaptureBlock, Hook, NamesFilter, iter_capture, run_with_cache, split_hooks
 
 
 def run_with_hooks(model: CharRNN, x: torch.Tensor, hooks: dict[str, Hook], state: State | None = None,
@@ -39,16 +37,8 @@ def iter_hooked(model: CharRNN, split: Split, seq_len: int, hooks: dict[str, Hoo
                 max_chars: int = 0) -> Iterator[CaptureBlock]:
     """Stream a split block by block with ``hooks`` applied (the edited state carried from block to block),
     as :func:`rnnlens.capture.core.iter_capture` streams it without; targets are the split's ``y``."""
-    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
-        raise RnnlensError(f"seq_len must be a positive integer, got {seq_len!r}; pass e.g. 100")
-    cols = capture_columns(split, max_chars)
-    x_all = torch.from_numpy(np.ascontiguousarray(split.x[:, :cols]))
-    y_all = torch.from_numpy(np.ascontiguousarray(split.y[:, :cols]))
-    state: State | None = None
-    for j in range(0, cols, seq_len):
-        block = run_with_hooks(model, x_all[:, j:j + seq_len], hooks, state, names, y_all[:, j:j + seq_len], j)
-        state = block.state
-        yield block
+    split_hooks(model.config, hooks)  # fail on a bad name before any work
+    return iter_capture(model, split, seq_len, names, max_chars, method="steps", hooks=hooks)
 
 
 def set_cell(index: int | torch.Tensor, value: float | torch.Tensor, rows: slice | torch.Tensor | None = None) -> Hook:

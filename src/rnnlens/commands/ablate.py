@@ -25,11 +25,8 @@ def add_parser(subparsers) -> None:
         "outside quotes, comments, ...; line position and other graded features in quartile bins), the predicted "
         "characters whose loss moves most, and a heatmap of the loss change (ablation.html/.png in --out). "
         "--rank ablates every cell in turn over --max-chars and ranks the cells by effect. See docs/interventions.md.")
-    add_input_flags(p)
-    for action in p._actions:  # the shared flag, with this command's default
-        if action.dest == "max_chars":
-            action.default = None
-            action.help = "predictions counted, per row from the second unroll on (default: 100,000; 10,000 with --rank; 0: all)"
+    add_input_flags(p, None, "predictions counted, per row from the second unroll on "
+                    "(default: 100,000; 10,000 with --rank; 0: all)")
     p.add_argument("--cell", metavar="LAYER:INDEX", help="the cell to ablate, e.g. 1:74 (required unless --rank)")
     p.add_argument("--value", default="zero", metavar="zero|mean|NUMBER",
                    help="what the cell is set to: zero, its mean over the same characters, or a number (default: zero)")

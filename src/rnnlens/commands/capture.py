@@ -9,11 +9,11 @@ from ..capture.store import DTYPES, capture_to_dir
 from .common import add_json_flag, add_run_source_flags, emit_json, load_run_and_split, say
 
 
-def add_input_flags(p: argparse.ArgumentParser) -> None:
-    """The run/source flags plus --max-chars, shared with ``rnnlens gates``."""
+def add_input_flags(p: argparse.ArgumentParser, max_chars_default: int | None = 0,
+                    max_chars_help: str = "only the first columns of every row, enough for N characters (default: all)") -> None:
+    """The run/source flags plus --max-chars, shared with ``rnnlens gates`` and ``rnnlens ablate``."""
     add_run_source_flags(p)
-    p.add_argument("--max-chars", type=int, default=0, metavar="N",
-                   help="only the first columns of every row, enough for N characters (default: all)")
+    p.add_argument("--max-chars", type=int, default=max_chars_default, metavar="N", help=max_chars_help)
 
 
 def add_parser(subparsers) -> None:
