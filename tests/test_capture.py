@@ -124,6 +124,9 @@ def test_names_filter_selects_and_matches_full_capture() -> None:
     assert list(part.acts) == ["layers.0.c", "layers.1.c", "layers.1.forget_gate", "layers.2.c", "loss"]
     for name, v in part.acts.items():
         assert torch.equal(v, full[name])
+    for pattern in ("layers.*.input_gate", "layers.*.forget_gate,loss", "layers.0.c"):  # c or gates not kept
+        for name, v in run_with_cache(model, x, names=pattern, targets=y, method="steps").acts.items():
+            assert torch.equal(v, full[name]), (pattern, name)
     only = run_with_cache(model, x, names=lambda n: n.endswith(".h"))
     assert list(only.acts) == ["layers.0.h", "layers.1.h", "layers.2.h"]
     assert resolve_names(model.config, ["logits"]) == ["logits"]

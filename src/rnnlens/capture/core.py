@@ -6,10 +6,11 @@ fused kernel (``torch.lstm`` / ``torch.gru`` / ``torch.rnn_tanh``), which gives 
 the input x_t and the previous state h_{t-1} of every step are then known, all gate pre-activations are
 recomputed with one batched matrix product per layer, and the LSTM cell state with an elementwise scan
 ``c_t = f_t * c_{t-1} + i_t * g_t`` (method ``"fused"``, the default on a GPU). On a CPU the forward pass is
-bound by arithmetic, so recomputing would double it; there the default is method ``"steps"``: the input
-projection is batched and each step does one matrix product and writes its gates as it goes, the same
-arithmetic as the fused kernel. Layers with only h requested always use the fused kernel. Tests prove h and logits equal to ``CharRNN.forward`` and c and the
-gates equal to a step-by-step reference written from the equations.
+bound by arithmetic, so recomputing would double it; there the default is method ``"steps"``
+(:mod:`rnnlens.capture.steps`): each step does one matrix product and writes its gates as it goes, the
+fused kernel's arithmetic. Layers with only h requested always use the fused kernel. Tests prove h and
+logits equal to ``CharRNN.forward`` and c and the gates equal to a step-by-step reference written from the
+equations, for both methods.
 
 Names (``L`` = layer index from 0; shapes (B, T, H) unless noted):
 
@@ -42,10 +43,9 @@ import torch.nn.functional as F
 from ..exceptions import RnnlensError
 from ..model import CharRNN, ModelConfig, State
 from ..data.splits import Split
+from .steps import Hook, gru_steps, lstm_steps, rnn_steps
 
 NamesFilter = None | str | Sequence[str] | Callable[[str], bool]
-# A hook: fn(value (B, H) of one step, position t) -> None (keep, or edited in place) | replacement.
-Hook = Callable[[torch.Tensor, int], "torch.Tensor | float | None"]
 
 LAYER_NAMES: dict[str, tuple[str, ...]] = {
     "lstm": ("h", "c", "input_gate", "forget_gate", "output_gate", "candidate"),
@@ -198,89 +198,14 @@ def _run_layer(model: CharRNN, layer: int, inp: torch.Tensor, state: State) -> t
     return out, (h_n,)
 
 
-def _apply(hooks: dict[str, Hook], name: str, dest: torch.Tensor, t: int) -> None:
-    """Call the hook of ``name`` (if any) on this step's value ``dest`` (B, H); a returned tensor or number
-    replaces it in place (broadcast to (B, H)), so everything computed after it in the step sees the edit."""
-    fn = hooks.get(name)
-    if fn is None:
-        return
-    new = fn(dest, t)
-    if new is None:
-        return
-    try:
-        dest.copy_(torch.as_tensor(new, dtype=dest.dtype, device=dest.device).expand_as(dest))
-    except (RuntimeError, TypeError, ValueError) as e:
-        raise RnnlensError(f"the hook on {name} returned a value of shape {tuple(torch.as_tensor(new).shape)}; "
-                           f"return None, a number or a tensor that broadcasts to {tuple(dest.shape)}") from e
-
-
-def _steps_layer(model: CharRNN, layer: int, inp: torch.Tensor | None, ids: torch.Tensor,
-                 state: State, hooks: dict[str, Hook] | None = None,
-                 start: int = 0) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
-    """One layer step by step, keeping every gate: outputs (B, T, H), final state (each (1, B, H)), and the
-    internals as (B, T, H) views of time-major buffers. ``inp`` None means layer 0 (one-hot ``ids``).
-    ``hooks`` (short name -> ``fn(value, position)``) edit values inside the recurrence: gates and candidate
-    before c, c before h, h before the next step and the layer above (see ``_apply``)."""
-    cell = model.config.cell
-    w_ih, w_hh, b_ih, b_hh = _layer_weights(model, layer)
-    B, T = ids.shape
-    if inp is None:
-        pre = F.embedding(ids.t(), w_ih.t()) + b_ih  # (T, B, G*H)
-    else:
-        pre = torch.addmm(b_ih, inp.transpose(0, 1).reshape(T * B, -1), w_ih.t()).view(T, B, -1)
-    h = state[0][layer]  # (B, H)
-    H = h.shape[-1]
-    out = pre.new_empty(T, B, H)
-    wt = w_hh.t()
+def _steps_layer(model: CharRNN, layer: int, inp: torch.Tensor | None, ids: torch.Tensor, state: State,
+                 want: set[str], hooks: dict[str, Hook] | None, start: int
+                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+    """One layer through the step loop of :mod:`rnnlens.capture.steps`; ``inp`` None means layer 0."""
+    w, cell, h = _layer_weights(model, layer), model.config.cell, state[0][layer]
     if cell == "lstm":
-        pre += b_hh
-        cs = pre.new_empty(T, B, H)
-        c = state[1][layer]
-        for t in range(T):
-            p = pre[t].addmm_(h, wt)  # (B, 4H) pre-activations [i f g o], becoming the activations
-            g = torch.tanh(p[:, 2 * H:3 * H])
-            p.sigmoid_()
-            p[:, 2 * H:3 * H] = g
-            if hooks:
-                for k, n in enumerate(("input_gate", "forget_gate", "candidate", "output_gate")):
-                    _apply(hooks, n, p[:, k * H:(k + 1) * H], start + t)
-                g = p[:, 2 * H:3 * H]
-            c = torch.mul(p[:, H:2 * H], c, out=cs[t]).addcmul_(p[:, :H], g)
-            if hooks:
-                _apply(hooks, "c", c, start + t)
-            h = torch.mul(p[:, 3 * H:], torch.tanh(c), out=out[t])
-            if hooks:
-                _apply(hooks, "h", h, start + t)
-        view = lambda a, k: a[..., k * H:(k + 1) * H].transpose(0, 1)  # noqa: E731
-        inner = {"input_gate": view(pre, 0), "forget_gate": view(pre, 1), "candidate": view(pre, 2),
-                 "output_gate": view(pre, 3), "c": cs.transpose(0, 1)}
-        return out.transpose(0, 1), (h.unsqueeze(0), c.unsqueeze(0)), inner
-    if cell == "gru":
-        acts = torch.empty_like(pre)  # (T, B, 3H): r, z, n
-        for t in range(T):
-            gh = torch.addmm(b_hh, h, wt)  # (B, 3H)
-            rz = torch.add(pre[t, :, :2 * H], gh[:, :2 * H], out=acts[t, :, :2 * H]).sigmoid_()
-            if hooks:
-                _apply(hooks, "reset_gate", rz[:, :H], start + t)
-                _apply(hooks, "update_gate", rz[:, H:], start + t)
-            n = torch.addcmul(pre[t, :, 2 * H:], rz[:, :H], gh[:, 2 * H:], out=acts[t, :, 2 * H:]).tanh_()
-            if hooks:
-                _apply(hooks, "candidate", n, start + t)
-            h = torch.addcmul(n, rz[:, H:], h - n, out=out[t])  # (1 - z) * n + z * h
-            if hooks:
-                _apply(hooks, "h", h, start + t)
-        inner = {"reset_gate": acts[..., :H].transpose(0, 1), "update_gate": acts[..., H:2 * H].transpose(0, 1),
-                 "candidate": acts[..., 2 * H:].transpose(0, 1)}
-        return out.transpose(0, 1), (h.unsqueeze(0),), inner
-    pre += b_hh
-    for t in range(T):
-        p = pre[t].addmm_(h, wt)
-        if hooks:
-            _apply(hooks, "pre", p, start + t)
-        h = torch.tanh(p, out=out[t])
-        if hooks:
-            _apply(hooks, "h", h, start + t)
-    return out.transpose(0, 1), (h.unsqueeze(0),), {"pre": pre.transpose(0, 1)}
+        return lstm_steps(w, inp, ids, h, state[1][layer], want, hooks, start)
+    return (gru_steps if cell == "gru" else rnn_steps)(w, inp, ids, h, hooks, start)
 
 
 def split_hooks(config: ModelConfig, hooks: dict[str, Hook] | None) -> dict[int, dict[str, Hook]]:
@@ -338,7 +263,7 @@ def run_with_cache(model: CharRNN, x: torch.Tensor, state: State | None = None, 
     for layer in range(cfg.layers):
         here = {n.rsplit(".", 1)[1] for n in want if n.startswith(f"layers.{layer}.")}
         if (steps and here - {"h"}) or layer in by_layer:
-            out, final, inner = _steps_layer(model, layer, None if layer == 0 else inp, x, state,
+            out, final, inner = _steps_layer(model, layer, None if layer == 0 else inp, x, state, here,
                                              by_layer.get(layer), start)
             acts.update({f"layers.{layer}.{k}": v for k, v in inner.items() if k in here})
         else:
