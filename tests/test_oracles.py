@@ -165,13 +165,20 @@ def brute_memory_rare(text: str, t: int, windows, limits, counts: Counter, match
     while e < len(text) and isw(text[e]):
         e += 1
     word = text[s:e]
-    needle = word if match == "word" else text[s:t + 1]
-    mem = next((w for w in windows if needle in text[max(0, s - w):s]), None) if s < t else None
+    if match == "predict":  # every earlier word start with the word so far votes for its next character
+        ctx = text[s:t]
+        votes = [(s - j, text[j + len(ctx)] == text[t]) for j in range(s - len(ctx))
+                 if text.startswith(ctx, j) and (j == 0 or not isw(text[j - 1]))]
+        share = lambda w: [v for d, v in votes if d <= w]  # noqa: E731
+        mem = next((w for w in windows if share(w) and sum(share(w)) / len(share(w)) >= 0.5), None) if s < t else None
+    else:
+        needle = word if match == "word" else text[s:t + 1]
+        mem = next((w for w in windows if needle in text[max(0, s - w):s]), None) if s < t else None
     rare = next((n for n in limits if counts.get(word, 0) <= n), None)
     return mem, rare
 
 
-@pytest.mark.parametrize("match", ["word", "prefix"])
+@pytest.mark.parametrize("match", ["word", "prefix", "predict"])
 def test_memory_and_rare_against_brute_force(match):
     rng = np.random.default_rng(1)
     text = "".join(rng.choice(list("aab b c"), size=600))

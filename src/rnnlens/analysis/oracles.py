@@ -7,7 +7,9 @@ applied in the paper's order; each removes, from the errors still left, those it
 2. ``memory`` n in 100, 500, 1000, 50000 (dynamic n-long memory): the error is inside a word, at its second
    character or later, and the word occurs as a substring of the n characters of text just before the
    word's first character (``memory_match="word"``: the whole word; ``"prefix"``: the word up to and
-   including the erroneous character). ``memory_scope="split"`` (default): the text looked back at is the
+   including the erroneous character; ``"predict"``, not the paper's wording: the memory as a model, which
+   fixes the error when the occurrences of the word so far at word starts in the window are followed by
+   the correct character at least ``threshold`` of the time). ``memory_scope="split"`` (default): the text looked back at is the
    analysed split's own text, the text the model read for these predictions (the inputs, ``targets - 1``,
    in the order given, one stretch per run of consecutive offsets: in the interleaved layout each row of the
    split, rows in order); a word that began before its stretch counts from the stretch's first character.
@@ -63,7 +65,7 @@ class OracleConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
             raise RnnlensError(f"error threshold must be in (0, 1], got {self.threshold}; the paper uses 0.5")
-        for name, val, allowed in (("memory match", self.memory_match, ("word", "prefix")),
+        for name, val, allowed in (("memory match", self.memory_match, ("word", "prefix", "predict")),
                                    ("memory scope", self.memory_scope, ("split", "text")),
                                    ("rare-from", self.rare_from, ("first", "second")),
                                    ("apostrophe", self.apostrophe, ("word", "quote"))):
@@ -192,26 +194,55 @@ def _memory_levels(err: np.ndarray, targets: np.ndarray, spans: WordSpans, text_
     if not len(windows):
         return level
     biggest = int(windows[-1])
+    word_at = spans.start >= 0  # (T,) inside a word
     if cfg.memory_scope == "split":  # the split's own text: its stretches, in order, one after the other
         group, bounds = _stretches(targets)
         seen = "".join(text_str[a:b] for a, b in bounds.tolist())
+        seen_word = np.concatenate([word_at[a:b] for a, b in bounds.tolist()]) if len(bounds) else word_at[:0]
         base = np.concatenate([[0], np.cumsum(bounds[:, 1] - bounds[:, 0])[:-1]]) if len(bounds) else bounds[:, 0]
     for k in np.flatnonzero(err).tolist():
         t = int(targets[k])
         s = int(spans.start[t])
         if s < 0 or s == t:  # not in a word, or its first character
             continue
-        needle = text_str[s:int(spans.end[t])] if cfg.memory_match == "word" else text_str[s:t + 1]
         if cfg.memory_scope == "split":
             g = int(group[k])
             at = int(base[g]) + max(0, s - int(bounds[g, 0]))  # the word's start in the split's own text
-            j = seen.rfind(needle, max(0, at - biggest), at)
+            hay, hay_word = seen, seen_word
         else:
-            at = s
-            j = text_str.rfind(needle, max(0, s - biggest), s)  # the nearest earlier occurrence
+            at, hay, hay_word = s, text_str, word_at
+        if cfg.memory_match == "predict":
+            level[k] = _predict_level(hay, hay_word, text_str[s:t], text_str[t], at, windows, cfg.threshold)
+            continue
+        needle = text_str[s:int(spans.end[t])] if cfg.memory_match == "word" else text_str[s:t + 1]
+        j = hay.rfind(needle, max(0, at - biggest), at)  # the nearest earlier occurrence
         if j >= 0:
             level[k] = int(np.searchsorted(windows, at - j, side="left"))
     return level
+
+
+def _predict_level(hay: str, hay_word: np.ndarray, ctx: str, correct: str, at: int, windows: np.ndarray,
+                   threshold: float) -> int:
+    """``memory_match="predict"``: the memory as a model. Every occurrence of the word so far (``ctx``) at
+    the start of a word in ``hay[at - n:at]`` votes for the character after it; the first window n whose
+    votes give the correct character a share >= threshold fixes the error (``_NEVER`` if none does)."""
+    lo, m = max(0, at - int(windows[-1])), len(ctx)
+    dist, hit = [], []
+    j = hay.find(ctx, lo, at - 1)  # ctx and the character after it end before the word
+    while j >= 0:
+        if j == 0 or not hay_word[j - 1]:
+            dist.append(at - j)
+            hit.append(hay[j + m] == correct)
+        j = hay.find(ctx, j + 1, at - 1)
+    if not dist:
+        return _NEVER
+    d = np.asarray(dist[::-1])  # nearest first: ascending distance
+    share = np.cumsum(hit[::-1]) / np.arange(1, len(d) + 1)
+    for k, n in enumerate(windows.tolist()):
+        c = int(np.searchsorted(d, n, side="right"))  # occurrences within the window
+        if c and share[c - 1] >= threshold:
+            return k
+    return _NEVER
 
 
 def _rare_levels(err: np.ndarray, targets: np.ndarray, spans: WordSpans, text_str: str, counts: Counter,

@@ -39,8 +39,10 @@ def add_parser(subparsers) -> None:
                    help="n-gram oracle context lengths (default: 1..9)")
     p.add_argument("--memory", type=int_list, default=d.memory_windows, metavar="N1,N2,...",
                    help="dynamic memory windows in characters (default: 100,500,1000,50000)")
-    p.add_argument("--memory-match", choices=["word", "prefix"], default=d.memory_match,
-                   help="what must occur in the window: the whole word, or its prefix up to the error (default: word)")
+    p.add_argument("--memory-match", choices=["word", "prefix", "predict"], default=d.memory_match,
+                   help="what must occur in the window: the whole word, or its prefix up to the error; predict: "
+                        "the memory as a model, the word so far followed by the correct character at least "
+                        "threshold of the times it starts a word in the window (default: word)")
     p.add_argument("--memory-scope", choices=["split", "text"], default=d.memory_scope,
                    help="what the memory windows look back at: the analysed split's own text (its rows in order), "
                    "or the whole text before the word, train and validation included (default: split)")
