@@ -300,3 +300,15 @@ def test_a_full_disk_while_capturing_is_one_error_and_leaves_no_temp_files(tmp_p
     assert not (tmp_path / "cap" / "index.json").exists()  # no index points at a half capture
     with pytest.raises(RnnlensError, match="not a capture directory"):
         open_capture(tmp_path / "cap")
+
+
+def test_counted_columns_warmup_and_max_chars() -> None:
+    from rnnlens.capture.core import counted_columns
+    split = Split("test", np.zeros((4, 40), np.int64), np.zeros((4, 40), np.int64))
+    assert counted_columns(split) == (0, 40)
+    assert counted_columns(split, 0, 5) == (5, 40)
+    assert counted_columns(split, 0, 30) == (10, 40)  # the warmup is at most a quarter of a row
+    assert counted_columns(split, 10, 5) == (5, 8)  # 10 predictions over 4 rows: 3 columns after the warmup
+    assert counted_columns(split, 10_000, 5) == (5, 40)
+    with pytest.raises(RnnlensError, match="max_chars"):
+        counted_columns(split, -1)

@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..capture.core import capture_columns, iter_capture
+from ..capture.core import counted_columns, iter_capture
 from ..capture.hooks import run_with_hooks, set_cell
 from ..cells.analysis import cell_state, check_cell
 from ..cells.features import FEATURES, compute_features
@@ -86,15 +86,6 @@ class Ablation:
                 "loss_nats": self.loss_nats, "ablated_loss_nats": self.ablated_loss_nats,
                 "delta_nats": self.ablated_loss_nats - self.loss_nats,
                 "regions": self.regions, "characters": self.characters}
-
-
-def _columns(split: Split, max_chars: int, warmup: int) -> tuple[int, int]:
-    """(warmup, end): columns ``warmup..end-1`` of every row are counted, ``max_chars`` predictions in all
-    (0 = to the end); the warmup (where the state still starts from zero) is at most a quarter of a row."""
-    total = capture_columns(split, 0)
-    warmup = min(max(int(warmup), 0), total // 4)
-    end = total if max_chars == 0 else min(total, warmup + capture_columns(split, max_chars))
-    return warmup, end
 
 
 def _cell_means(model: CharRNN, split: Split, seq_len: int, names: list[str], cols: tuple[int, int]
@@ -186,7 +177,7 @@ def ablate(model: CharRNN, cfg: RunConfig, symbols: np.ndarray, split: Split, co
     state = cell_state(cfg, config.state)
     layer, index = check_cell(config.layer, config.index, cfg)
     name = f"layers.{layer}.{state}"
-    cols = _columns(split, config.max_chars, cfg.split.seq_len if config.warmup is None else config.warmup)
+    cols = counted_columns(split, config.max_chars, cfg.split.seq_len if config.warmup is None else config.warmup)
     mean = float(_cell_means(model, split, cfg.split.seq_len, [name], cols)[name][index]) if config.value == "mean" else 0.0
     rule, value = _value(config.value, mean)
     losses = _paired_losses(model, split, cfg.split.seq_len, name, torch.tensor([index]), torch.tensor([value]),
@@ -209,7 +200,7 @@ def rank_cells(model: CharRNN, cfg: RunConfig, split: Split, layers: list[int] |
     layers = list(range(cfg.model.layers)) if layers is None else [check_cell(k, 0, cfg)[0] for k in layers]
     if not isinstance(chunk, int) or chunk < 1:
         raise RnnlensError(f"chunk must be a positive integer, got {chunk!r}", field="chunk")
-    cols = _columns(split, max_chars, cfg.split.seq_len if warmup is None else warmup)
+    cols = counted_columns(split, max_chars, cfg.split.seq_len if warmup is None else warmup)
     H = cfg.model.hidden
     names = [f"layers.{k}.{state}" for k in layers]
     means = _cell_means(model, split, cfg.split.seq_len, names, cols) if value == "mean" else {}

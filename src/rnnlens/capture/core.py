@@ -309,6 +309,16 @@ def capture_columns(split: Split, max_chars: int = 0) -> int:
     return min(cols, max(1, math.ceil(max_chars / rows))) if max_chars > 0 else cols
 
 
+def counted_columns(split: Split, max_chars: int = 0, warmup: int = 0) -> tuple[int, int]:
+    """(start, end): the columns ``start..end-1`` of every row that an analysis counts, ``max_chars``
+    predictions after a warmup (0 = to the end). The warmup (columns where the state still starts from
+    zero) is at most a quarter of a row; stream ``end * rows`` characters to cover them."""
+    total = capture_columns(split, 0)
+    start = min(max(int(warmup), 0), total // 4)
+    end = total if max_chars == 0 else min(total, start + capture_columns(split, max_chars))
+    return start, end
+
+
 def iter_capture(model: CharRNN, split: Split, seq_len: int, names: NamesFilter = None,
                  max_chars: int = 0, method: str = "auto", hooks: dict[str, Hook] | None = None) -> Iterator[CaptureBlock]:
     """Stream a split block by block (columns ``j:j+seq_len`` of all B rows), the state carried as in

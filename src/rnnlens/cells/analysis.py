@@ -8,7 +8,6 @@ its results and the ``write_*`` functions put them in a folder (atomically, file
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..capture.core import iter_capture, run_with_cache
+from ..capture.core import counted_columns, iter_capture, run_with_cache
 from ..data.splits import Split
 from ..exceptions import RnnlensError
 from ..fsutil import atomic_write_json, atomic_write_text
@@ -102,9 +101,8 @@ def capture_states(model: CharRNN, split: Split, seq_len: int, names: list[str],
                    warmup: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Stream the split; return name -> (B, cols, H) values (after dropping ``warmup`` columns, where the
     state still starts from zero) and the (B, cols) text positions of those columns."""
-    rows, total = split.x.shape
-    warmup = min(warmup, total // 4)
-    cols = min(total, warmup + math.ceil(max_chars / rows)) if max_chars > 0 else total
+    rows = split.x.shape[0]
+    warmup, cols = counted_columns(split, max_chars, warmup)
     parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for block in iter_capture(model, split, seq_len, names, cols * rows):
         for n in names:
