@@ -12,8 +12,8 @@ import pytest
 
 from rnnlens.cli import main
 from rnnlens.commands import compare as compare_cmd
-from rnnlens.analysis.compare import (dynamics_point, error_mask, per_char_stats, region_name, softmax, symmetric_kl,
-                             top_differences, venn_counts)
+from rnnlens.analysis.compare import (context_buckets, dynamics_point, error_mask, per_char_stats, region_name, softmax,
+                                     symmetric_kl, top_differences, venn_counts, winning_stretches)
 from rnnlens.exceptions import RnnlensError
 from rnnlens.data.text import Vocab
 
@@ -124,8 +124,8 @@ def cli(module, argv: list[str]) -> int:
 def test_compare_command_end_to_end(tiny_run, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["compare", str(tiny_run), "--ngram", "2", "3", "--nnn", "1", "2", "--nnn-hidden", "8", "--nnn-epochs", "1",
-            "--min-count", "1", "--dynamics-n", "1,2", "--max-chars", "40", "--out", str(out), "--device", "cpu",
-            "--json"]
+            "--min-count", "1", "--dynamics-n", "1,2", "--max-chars", "40", "--stretch-width", "10", "--out", str(out),
+            "--device", "cpu", "--json"]
     assert cli(compare_cmd, argv) == 0
     res = json.loads(capsys.readouterr().out)
     for f in ("compare.json", "venn.png", "per_char.png", "per_char.md", "braces.png", "dynamics.png"):
@@ -150,7 +150,18 @@ def test_compare_command_end_to_end(tiny_run, tmp_path, capsys):
     assert dyn["chars"] == 4 * 10  # 40 characters: 10 columns of the 4 rows
     # a rerun reads the cached scores and models and gives the same numbers; the dynamics reuse the n-NNs
     cache = sorted(p.name for p in (out / "cache").iterdir())
-    assert len([c for c in cache if c.startswith("ngram-")]) == 5  # two n-grams x (val, test), the 20-gram's test
+    scores = [c for c in cache if c.startswith("ngram-") and not c.endswith("-matched.npz")]
+    assert len(scores) == 5  # two n-grams x (val, test), the 20-gram's test
+    assert sorted(c for c in cache if c.endswith("-matched.npz")) == sorted(c[:-4] + "-matched.npz" for c in scores)
+    # by_context: the buckets cover every character and their parts add up to the loss difference
+    c = res["by_context"]
+    assert c["n"] == 20 and sum(r["count"] for r in c["buckets"]) == res["chars"]
+    assert sum(r[f"{model} total"] - r["20-gram total"] for r in c["buckets"]) == pytest.approx(
+        res["loss"][model] - res["reference_ngram"]["loss"], abs=1e-4)
+    assert c["lead"] == pytest.approx(res["loss"][model] - res["reference_ngram"]["loss"], abs=1e-4)
+    assert (out / "by_context.md").is_file() and len(c["stretches"]) == 5
+    for st in c["stretches"]:  # the text where the lead is measured, from the text itself
+        assert len(st["text"]) == 10 and st["text"] in c_like_text() and 0 <= st["matched_full"] <= 1
     assert len([c for c in cache if c.startswith("nnn-") and c.endswith(".safetensors")]) == 2
     assert len([c for c in cache if c.startswith("nnn-") and c.endswith(".npz")]) == 4
     assert cli(compare_cmd, argv) == 0
@@ -204,11 +215,45 @@ def test_compare_tunes_the_nnn_hidden_size_or_reuses_a_baselines_folder(tiny_run
         cli(compare_cmd, base + ["--nnn-from", str(tmp_path), "--out", str(tmp_path / "o4")])
 
 
+def test_context_buckets_by_hand():
+    matched = np.array([0, 0, 2, 5, 20, 20, 7])
+    a = np.array([1.0, 3.0, 2.0, 1.0, 0.5, 1.5, 4.0])
+    b = np.array([2.0, 2.0, 2.0, 2.0, 0.1, 0.1, 1.0])
+    rows = context_buckets(matched, {"A": a, "B": b}, (0, 1, 5, 20))
+    assert [(r["lo"], r["hi"], r["count"]) for r in rows] == [(0, 1, 2), (1, 5, 1), (5, 20, 2), (20, None, 2)]
+    assert rows[0]["A"] == 2.0 and rows[2]["A"] == 2.5 and rows[3]["B"] == pytest.approx(0.1)
+    assert sum(r["A total"] for r in rows) == pytest.approx(a.mean()) and rows[1]["share"] == pytest.approx(1 / 7)
+    assert context_buckets(np.array([3]), {"A": np.array([1.0])}, (0, 10))[1] == {
+        "lo": 10, "hi": None, "count": 0, "share": 0.0, "A": None, "A total": 0.0}
+    with pytest.raises(RnnlensError, match="start at 0"):
+        context_buckets(matched, {"A": a}, (1, 5))
+
+
+def test_winning_stretches_against_brute_force():
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(3, 30))
+    got = winning_stretches(d, 4, 6)
+    taken: list[tuple[int, int]] = []
+    for r, j, mean in got:  # each pick is the best window overlapping no earlier pick
+        free = [(rr, jj) for rr in range(3) for jj in range(27)
+                if all(rr != r0 or abs(jj - j0) >= 4 for r0, j0 in taken)]
+        best = max(free, key=lambda w: d[w[0], w[1]:w[1] + 4].mean())
+        assert (r, j) == best and mean == pytest.approx(d[r, j:j + 4].mean())
+        taken.append((r, j))
+    assert winning_stretches(d, 31, 2) == [] and winning_stretches(d, 30, 5) == [
+        (int(np.argmax(d.mean(axis=1))), 0, pytest.approx(d.mean(axis=1).max()))] + [
+        (r, 0, pytest.approx(d[r].mean())) for r in np.argsort(-d.mean(axis=1))[1:]]
+
+
 def test_compare_command_errors(tiny_run, tmp_path):
     with pytest.raises(RnnlensError):
         cli(compare_cmd, ["compare", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
     with pytest.raises(SystemExit):
         cli(compare_cmd, ["compare", str(tiny_run), "--brace-buckets", "a,b"])
+    with pytest.raises(RnnlensError, match="context-buckets"):
+        cli(compare_cmd, ["compare", str(tiny_run), "--context-buckets", "2,5", "--out", str(tmp_path / "o")])
+    with pytest.raises(RnnlensError, match="stretch"):
+        cli(compare_cmd, ["compare", str(tiny_run), "--stretch-width", "0", "--out", str(tmp_path / "o")])
 
 
 def test_score_cache_hits_and_recovers(tmp_path):

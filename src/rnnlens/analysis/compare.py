@@ -5,6 +5,8 @@
   character, and the characters where one model gains or loses most against another.
 * :func:`symmetric_kl`: ``KL(P||Q) + KL(Q||P)`` between predictive distributions, position by position,
   for the training dynamics (the LSTM first agrees with the 1-NN, then the 2-, 3-, 4-NN).
+* :func:`context_buckets` / :func:`winning_stretches`: where an n-gram's memory wins: the loss of each
+  model by the context length the n-gram matched, and the stretches of text where it leads most.
 
 All inputs are numpy arrays over the same M predictions; no model is run here.
 """
@@ -12,6 +14,7 @@ All inputs are numpy arrays over the same M predictions; no model is run here.
 from __future__ import annotations
 
 from itertools import combinations
+from typing import Sequence
 
 import numpy as np
 
@@ -121,3 +124,46 @@ def dynamics_point(model_dist: np.ndarray, refs: dict[str, np.ndarray], y: np.nd
     mine = loss(model_dist)
     return {"loss": mine, "refs": {name: {"skl": float(np.mean(symmetric_kl(model_dist, d))),
                                            "ref_minus_model": loss(d) - mine} for name, d in refs.items()}}
+
+
+def context_buckets(matched: np.ndarray, losses: dict[str, np.ndarray], edges: Sequence[int]) -> list[dict]:
+    """Where an n-gram's memory helps: the characters bucketed by the context length the n-gram matched,
+    ``[edges[i], edges[i+1])`` (the last bucket open-ended). Per bucket: ``count``, ``share`` of all
+    characters, and per model the mean loss (``name``) and the bucket's part of the model's overall loss
+    (``name total``: sum over the bucket / all characters, so the parts add up to the overall loss).
+
+    matched: (M,) context lengths; losses: name -> (M,) loss in nats of each character."""
+    m = np.asarray(matched, dtype=np.int64).reshape(-1)
+    if not len(edges) or list(edges) != sorted(set(edges)) or edges[0] != 0:
+        raise RnnlensError(f"context edges must be distinct, increasing and start at 0, got {list(edges)}")
+    idx = np.searchsorted(np.asarray(edges), m, side="right") - 1
+    rows = []
+    for b, lo in enumerate(edges):
+        sel = idx == b
+        row: dict = {"lo": int(lo), "hi": int(edges[b + 1]) if b + 1 < len(edges) else None,
+                     "count": int(sel.sum()), "share": float(sel.mean()) if len(m) else 0.0}
+        for name, loss in losses.items():
+            v = np.asarray(loss, dtype=np.float64).reshape(-1)[sel]
+            row[name] = float(v.mean()) if len(v) else None
+            row[f"{name} total"] = float(v.sum() / max(len(m), 1))
+        rows.append(row)
+    return rows
+
+
+def winning_stretches(diff: np.ndarray, width: int, k: int) -> list[tuple[int, int, float]]:
+    """The ``k`` non-overlapping stretches of ``width`` consecutive characters of a row where ``diff``
+    (B, N) is largest on average: (row, first column, mean), best first. Greedy: the best window of all
+    rows, then the best one that overlaps none chosen, and so on."""
+    d = np.asarray(diff, dtype=np.float64)
+    if d.ndim != 2 or width < 1 or d.shape[1] < width:
+        return []
+    c = np.concatenate([np.zeros((d.shape[0], 1)), np.cumsum(d, axis=1)], axis=1)
+    means = (c[:, width:] - c[:, :-width]) / width  # (B, N - width + 1)
+    out: list[tuple[int, int, float]] = []
+    for _ in range(k):
+        r, j = np.unravel_index(int(np.argmax(means)), means.shape)
+        if not np.isfinite(means[r, j]):
+            break
+        out.append((int(r), int(j), float(means[r, j])))
+        means[r, max(0, j - width + 1):j + width] = -np.inf
+    return out

@@ -1,7 +1,8 @@
 """``rnnlens compare`` as a library call: a trained run against its n-gram (and n-NN) baselines.
 
 Writes under ``out``: ``compare.json`` (everything), ``venn.png``, ``per_char.png`` + ``per_char.md``,
-``braces.png`` (text with braces), ``dynamics.png`` (runs with snapshots) and ``cache/`` (baseline scores
+``by_context.md`` (the losses by the reference n-gram's matched context length, and the stretches of text
+where the n-gram leads most), ``braces.png`` (text with braces), ``dynamics.png`` (runs with snapshots) and ``cache/`` (baseline scores
 and n-NN models, reused by later calls). Baselines are fitted on the run's own train split; the "best"
 n-gram / n-NN of the lists given is the one with the lowest *validation* loss, and each n-NN's hidden size is
 chosen on validation over ``nnn_hiddens`` (or the tuned models of a ``rnnlens baselines`` folder are reused,
@@ -21,13 +22,15 @@ import numpy as np
 from . import plots
 from .braces import DEFAULT_EDGES, bucket_means, match_braces
 from ..capture.store import capture_split
-from .compare import dynamics_point, error_mask, per_char_stats, softmax, top_differences, venn_counts
+from .compare import (context_buckets, dynamics_point, error_mask, per_char_stats, softmax, top_differences,
+                      venn_counts, winning_stretches)
 from ..exceptions import RnnlensError
 from ..fsutil import atomic_write_json, atomic_write_text
-from ..baselines.refscores import (fit_ngram, model_probs, ngram_probs, ngram_row_distributions, nnn_models, nnn_module,
-                        nnn_probs)
+from ..baselines.refscores import (fit_ngram, model_probs, ngram_matched, ngram_probs, ngram_row_distributions,
+                                  nnn_models, nnn_module, nnn_probs)
 from ..run import SNAPSHOTS, RunConfig, load_model, load_symbols, load_weights
 from ..data.splits import make_splits
+from ..data.text import symbols_to_text
 
 Progress = Callable[[str], None]
 
@@ -50,6 +53,9 @@ class CompareConfig:
     dynamics: str = "auto"         # auto (n-NN when rnnlens.baselines.nnn exists, else n-gram), nnn, ngram, off
     dynamics_ns: tuple[int, ...] = (1, 2, 3, 4)
     max_chars: int = 100_000       # predictions used for the training dynamics (0: the whole split)
+    context_edges: tuple[int, ...] = (0, 1, 3, 5, 10, 15, 20)  # buckets of the reference n-gram's matched context
+    stretch_width: int = 200       # characters per stretch of text where the reference n-gram leads most
+    stretches: int = 5             # how many such stretches are listed (0: none)
 
     def __post_init__(self) -> None:
         if not self.ngram_ns:
@@ -61,6 +67,9 @@ class CompareConfig:
         if self.reference_ngram < 0:
             raise RnnlensError(f"--reference-ngram must be >= 0 (0: the best on validation), "
                                f"got {self.reference_ngram}")
+        e = list(self.context_edges)
+        if not e or e[0] != 0 or e != sorted(set(e)):
+            raise RnnlensError(f"--context-buckets must be distinct, increasing and start at 0, got {e}")
         if not self.nnn_hiddens or any(h < 1 for h in self.nnn_hiddens):
             raise RnnlensError(f"--nnn-hidden needs hidden sizes >= 1, got {list(self.nnn_hiddens)}")
 
@@ -174,6 +183,8 @@ def run_compare(run_dir: str | os.PathLike, out: str | os.PathLike, ccfg: Compar
     plots.save_figure(plots.per_char_figure(top, mname, ngname, f"mean P(correct) per character, {ccfg.split}"),
                       out / "per_char.png")
 
+    matched = ngram_matched(cfg, splits, ref, ccfg.split, out / "cache", say)
+    result["by_context"] = _by_context(symbols, cfg, sp, matched, {mname: p_model, ngname: p_ref}, ref, ccfg, out)
     result["braces"] = _braces(symbols, cfg, sp, {mname: p_model, ngname: p_ref}, ccfg, out)
     dyn = _dynamics(run_dir, cfg, splits, ccfg, out, device, say)
     if dyn is not None:
@@ -201,6 +212,50 @@ def _braces(symbols: np.ndarray, cfg: RunConfig, sp: Any, probs: dict[str, np.nd
                                          f"({int(sel.sum()):,} matched)"), out / "braces.png")
     return {"closing": int(is_close.sum()), "matched": int(sel.sum()), "unmatched": int((is_close & ~sel).sum()),
             "buckets": rows}
+
+
+def _by_context(symbols: np.ndarray, cfg: RunConfig, sp: Any, matched: np.ndarray, probs: dict[str, np.ndarray],
+                n: int, ccfg: CompareConfig, out: Path) -> dict:
+    """The loss of the model and the reference n-gram by the n-gram's matched context length, and the
+    stretches of the split where the n-gram leads most (verbatim repeats of the training text show there)."""
+    model, ngram = list(probs)
+    loss = {k: -np.log(np.maximum(p, 1e-30)) for k, p in probs.items()}  # (M,) nats
+    edges = tuple(e for e in ccfg.context_edges if e <= n) or (0,)
+    rows = context_buckets(matched.reshape(-1), loss, edges)
+    diff = (loss[model] - loss[ngram]).reshape(sp.x.shape)  # (B, N): > 0 where the n-gram is better
+    starts = sp.positions() + 1  # (B, N) text offset of each predicted character
+    stretches = []
+    for r, j, mean in winning_stretches(diff, ccfg.stretch_width, ccfg.stretches):
+        a = int(starts[r, j])
+        stretches.append({"row": r, "column": j, "offset": a, "mean_lead": mean,
+                          "text": symbols_to_text(symbols[a:a + ccfg.stretch_width], cfg.vocab.unit),
+                          "matched_full": float(np.mean(matched[r, j:j + ccfg.stretch_width] >= n))})
+    lead = float(np.mean(diff))
+    atomic_write_text(out / "by_context.md", _by_context_md(rows, stretches, model, ngram, n, lead, ccfg, diff.size))
+    return {"n": n, "edges": list(edges), "buckets": rows, "lead": lead, "stretches": stretches}
+
+
+def _by_context_md(rows: list[dict], stretches: list[dict], model: str, ngram: str, n: int, lead: float,
+                   ccfg: CompareConfig, chars: int) -> str:
+    fence = "`" * 3
+    lines = [f"Loss (nats/char) of {model} and the {ngram} by the context length the {ngram} matched "
+             f"({ccfg.split} split, {chars:,} characters). Overall the {ngram} is "
+             f"{'ahead' if lead > 0 else 'behind'} by {abs(lead):.4f}; 'part of the gap' is each bucket's part of "
+             f"{model} - {ngram} (the parts add up to the overall difference).", "",
+             f"| matched context | chars | share | {model} | {ngram} | part of the gap |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        hi = row["hi"]
+        span = f"{row['lo']}+" if hi is None else str(row["lo"]) if hi == row["lo"] + 1 else f"{row['lo']}-{hi - 1}"
+        if row["count"]:
+            lines.append(f"| {span} | {row['count']:,} | {100 * row['share']:.1f}% | {row[model]:.3f} | "
+                         f"{row[ngram]:.3f} | {row[model + ' total'] - row[ngram + ' total']:+.4f} |")
+    if stretches:
+        lines += ["", f"The {len(stretches)} stretches of {ccfg.stretch_width} characters where the {ngram} leads most:"]
+        for k, st in enumerate(stretches, 1):
+            lines += ["", f"{k}. offset {st['offset']:,}: lead {st['mean_lead']:.3f} nats/char, the full {n}-character "
+                          f"context matched for {100 * st['matched_full']:.0f}% of it", "", fence,
+                      st["text"].replace(fence, "'''"), fence]
+    return "\n".join(lines) + "\n"
 
 
 def _per_char_md(top: dict[str, list[dict]], models: list[str]) -> str:

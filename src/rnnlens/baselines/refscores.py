@@ -110,10 +110,34 @@ def ngram_probs(cfg: RunConfig, splits: dict[str, Split], ns: list[int], split_n
 
         for s in split_names:
             sp = splits[s]
-            out[s][n], _ = cached_scores(cache_dir, f"ngram-{n}-{s}-{fp}", sp.x.shape,
-                                         lambda: np.exp(get().score_rows(sp.x, sp.y)[0]),
-                                         {"kind": "ngram", "n": n, "split": s, "fingerprint": fp})
+            meta = {"kind": "ngram", "n": n, "split": s, "fingerprint": fp}
+
+            def compute() -> np.ndarray:  # the matched context lengths come for free: keep them too
+                logp, matched = get().score_rows(sp.x, sp.y)
+                if cache_dir is not None:
+                    _save_scores(Path(cache_dir) / f"ngram-{n}-{s}-{fp}-matched.npz", matched.astype(np.float32),
+                                 {**meta, "kind": "ngram-matched"})
+                return np.exp(logp)
+
+            out[s][n], _ = cached_scores(cache_dir, f"ngram-{n}-{s}-{fp}", sp.x.shape, compute, meta)
     return out
+
+
+def ngram_matched(cfg: RunConfig, splits: dict[str, Split], n: int, split_name: str,
+                  cache_dir: str | os.PathLike | None, progress: Callable[[str], None] | None = None) -> np.ndarray:
+    """(B, N) int64: the context length the n-gram matched for each character of the split (kenlm's
+    ``full_scores`` length minus one: n when the whole n-character context occurred in training). Cached
+    beside the scores; fits the n-gram only when the cache lacks them."""
+    fp, sp = data_fingerprint(cfg), splits[split_name]
+
+    def compute() -> np.ndarray:
+        if progress:
+            progress(f"fitting the {n}-gram on the train split (matched context lengths)")
+        return fit_ngram(cfg, splits, n).score_rows(sp.x, sp.y)[1]
+
+    got, _ = cached_scores(cache_dir, f"ngram-{n}-{split_name}-{fp}-matched", sp.x.shape, compute,
+                           {"kind": "ngram-matched", "n": n, "split": split_name, "fingerprint": fp})
+    return np.rint(got).astype(np.int64)
 
 
 def ngram_row_distributions(model: KneserNeyLM, x: np.ndarray) -> np.ndarray:

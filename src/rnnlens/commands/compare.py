@@ -62,6 +62,12 @@ def add_parser(subparsers) -> None:
                    help="context lengths of the dynamics' reference models (default: 1,2,3,4)")
     p.add_argument("--max-chars", type=int, default=100_000,
                    help="predictions of the split used for the training dynamics, 0 = all (default: 100000)")
+    p.add_argument("--context-buckets", type=int_list, default=(0, 1, 3, 5, 10, 15, 20), metavar="E1,E2,...",
+                   help="buckets of the reference n-gram's matched context length for by_context.md "
+                        "(default: 0,1,3,5,10,15,20)")
+    p.add_argument("--stretches", type=int, default=5,
+                   help="stretches of text listed where the reference n-gram leads most (default: 5)")
+    p.add_argument("--stretch-width", type=int, default=200, help="characters per stretch (default: 200)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/compare)")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the named corpora (default: $RNNLENS_DATA)")
     add_device_flag(p)
@@ -73,13 +79,17 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.max_chars < 0:
         raise RnnlensError(f"--max-chars must be >= 0, got {args.max_chars}")
+    if args.stretches < 0 or args.stretch_width < 1:
+        raise RnnlensError(f"--stretches must be >= 0 and --stretch-width >= 1, got {args.stretches} and {args.stretch_width}")
     ccfg = CompareConfig(ngram_ns=tuple(args.ngram), nnn_ns=tuple(args.nnn),
                          nnn_settings={"epochs": args.nnn_epochs, "epoch_positions": args.nnn_positions},
                          nnn_hiddens=tuple(args.nnn_hidden), nnn_from=args.nnn_from,
                          reference_ngram=args.reference_ngram,
                          split=args.split, threshold=args.threshold, top=args.top, min_count=args.min_count,
                          brace_edges=check_edges(args.brace_buckets), dynamics=args.dynamics,
-                         dynamics_ns=tuple(args.dynamics_n), max_chars=args.max_chars)
+                         dynamics_ns=tuple(args.dynamics_n), max_chars=args.max_chars,
+                         context_edges=tuple(args.context_buckets), stretches=args.stretches,
+                         stretch_width=args.stretch_width)
     out = Path(args.out) if args.out else Path(args.run) / "compare"
     res = run_compare(args.run, out, ccfg, args.data_dir, resolve_device(args.device),
                       (lambda _m: None) if args.quiet or args.json else say)
@@ -92,6 +102,12 @@ def run(args: argparse.Namespace) -> int:
     print("Venn regions: " + ", ".join(f"{k} {v:,}" for k, v in res["venn"].items()))
     r = res["reference_ngram"]
     print(f"per character and braces against the {r['n']}-gram ({r['chosen']}), loss {r['loss']:.4f} nats/char")
+    c = res["by_context"]
+    full = next((row for row in c["buckets"] if row["hi"] is None), None)
+    if full and full["count"]:
+        print(f"the {r['n']}-gram matched its whole {c['n']}-character context for {full['share']:.1%} of the characters "
+              f"(loss there: {res['model']} {full[res['model']]:.3f}, {r['n']}-gram {full[str(r['n']) + '-gram']:.3f}); "
+              "by_context.md has every bucket")
     b = res["braces"]
     if "buckets" in b:
         print(f"closing braces: {b['matched']:,} matched, {b['unmatched']:,} unmatched")

@@ -219,19 +219,25 @@ def run_gates(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
     return {"models": models}
 
 
+def _best_on_test(run: Path, ctx: Context):
+    """A trained run's best weights, its config, its text's symbols and its test split."""
+    from ..data.splits import make_splits
+    from ..run import load_symbols
+
+    model, cfg, _ = load_model(run, "best", resolve_device(ctx.device))
+    symbols = load_symbols(cfg, ctx.data_dir)
+    return model, cfg, symbols, make_splits(cfg.vocab.encode(symbols), cfg.split)["test"]
+
+
 def run_cells(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
     """Figure 2 and the tanh(c) histogram: interpretable cells of the best LSTM (else the best model), on
     the test split."""
     from ..cells.analysis import cell_histogram, find_cells, state_label, write_findings, write_histogram
-    from ..run import load_symbols
-    from ..data.splits import make_splits
 
     rows = _selected(ctx, stage.dataset)
     row = _best_of(rows, "lstm") or min(rows, key=lambda r: r["best_val_loss"])
     run = Path(ctx.root) / row["run"]
-    model, cfg, _ = load_model(run, "best", resolve_device(ctx.device))
-    symbols = load_symbols(cfg, ctx.data_dir)
-    split = make_splits(cfg.vocab.encode(symbols), cfg.split)["test"]
+    model, cfg, symbols, split = _best_on_test(run, ctx)
     label = f"{cfg.source.label} test"
     findings = find_cells(model, cfg, symbols, split, label, max_chars=stage.params["chars"])
     write_findings(findings, out, cfg.vocab.unit, f"Interpretable cells of {run.name} on {label} "
@@ -339,8 +345,6 @@ def run_census(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
     share of its cells that pass the discovery thresholds per feature (LSTM: tanh(c); GRU and RNN: h)."""
     from ..cells.analysis import find_cells, state_label, write_findings
     from ..cells.census import census_row, write_census
-    from ..data.splits import make_splits
-    from ..run import load_symbols
 
     rows, skipped = [], []
     for sid in stage.soft_deps:
@@ -349,9 +353,7 @@ def run_census(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
             skipped.append({"stage": sid, "status": (rec or {}).get("status", "not finished")})
             continue
         run = Path(ctx.root) / rec["run"]
-        model, cfg, _ = load_model(run, "best", resolve_device(ctx.device))
-        symbols = load_symbols(cfg, ctx.data_dir)
-        split = make_splits(cfg.vocab.encode(symbols), cfg.split)["test"]
+        model, cfg, symbols, split = _best_on_test(run, ctx)
         findings = find_cells(model, cfg, symbols, split, f"{cfg.source.label} test", max_chars=stage.params["chars"])
         write_findings(findings, out / Path(sid).name, cfg.vocab.unit, f"Interpretable cells of {run.name} "
                        f"({state_label(findings.state)})", run=run)
