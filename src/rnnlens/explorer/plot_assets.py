@@ -4,7 +4,7 @@ its HTML above the text view, its CSS, and its JavaScript (no library, no networ
 What it draws, for the plot's window of the text (the visible lines from the top one, at most
 ``plot width / MIN_PX`` positions, so every character keeps at least MIN_PX pixels to brush on):
 
-- every cell of the chosen layer as a faint line over the window's positions, rasterised into a canvas by
+- every cell of the chosen layer as a faint line (opacity min(0.16, 6 / cells)) over the window's positions, rasterised into a canvas by
   the page itself (one stroke per cell: a pixel a cell passes through several times counts once, and
   overlapping cells darken it as alpha blending would), so a few hundred cells over hundreds of positions
   draw in milliseconds;
@@ -39,6 +39,7 @@ PLOT_CSS = """
 #plot-svg line.threshold { stroke: #333; stroke-dasharray: 5,4; stroke-width: 1; }
 #plot-svg line.zero { stroke: #ccc; stroke-width: 1; }
 #plot-svg line.tick { stroke: #ddd; stroke-width: 1; }
+#plot-svg text.axis { font-size: 9px; fill: #888; pointer-events: none; }
 #plot-svg rect.brush { fill: #fc0; fill-opacity: 0.3; stroke: #c90; }
 .plot-key i { display: inline-block; width: 16px; height: 0; vertical-align: middle; margin: 0 3px 0 6px; }
 .plot-key .k-sel { border-top: 2px solid #e6550d; }
@@ -49,7 +50,7 @@ PLOT_CSS = """
 
 PLOT_JS = r"""
 // ---- hidden-state plot (see rnnlens/explorer/plot_assets.py) ----
-const MIN_PX = 2, PLOT_PAD = 6, FAINT = 0.16, SVGNS = 'http://www.w3.org/2000/svg';
+const MIN_PX = 2, PLOT_PAD = 6, SVGNS = 'http://www.w3.org/2000/svg';
 const PLOT = { layer: 0, start: -1, len: 0, cells: 0, vals: null, seq: 0, searchCells: [], brush: null, lines: [0, 0] };
 const F16 = (() => {  // float16 bits -> value, one table for all decoding
   const t = new Float32Array(65536);
@@ -110,6 +111,7 @@ function drawFaint() {  // every cell of the layer: one faint stroke each, raste
   const cv = $('plot-canvas'), [W, H] = plotSize(), n = PLOT.len, C = PLOT.cells, v = PLOT.vals;
   if (cv.width !== W) cv.width = W;
   const ctx = cv.getContext('2d'), img = ctx.createImageData(W, H);
+  const faint = Math.min(0.16, 6 / C);  // one cell's opacity: a few hundred overlapping cells still leave shades
   const count = new Uint16Array(W * H), stamp = new Int32Array(W * H).fill(-1);
   const hit = (x, y0, y1, c) => {
     for (let y = Math.max(0, Math.floor(y0)); y <= Math.min(H - 1, Math.floor(y1)); y++) {
@@ -132,10 +134,10 @@ function drawFaint() {  // every cell of the layer: one faint stroke each, raste
   for (let k = 0; k < count.length; k++) {
     if (!count[k]) continue;
     img.data[4 * k] = 40; img.data[4 * k + 1] = 60; img.data[4 * k + 2] = 110;
-    img.data[4 * k + 3] = Math.round(255 * (1 - (1 - FAINT) ** count[k]));
+    img.data[4 * k + 3] = Math.round(255 * (1 - (1 - faint) ** count[k]));
   }
   ctx.putImageData(img, 0, 0);
-  cv.dataset.lines = C;
+  cv.dataset.lines = C; cv.dataset.faint = faint;
   cv.dataset.start = PLOT.start; cv.dataset.len = n; cv.dataset.layer = PLOT.shownLayer;
 }
 
@@ -157,6 +159,7 @@ function drawStrong() {  // ticks, zero and threshold lines, the search result's
     if (p > 0 && p < n) { const x = (p * W) / n; svgEl('line', { x1: x, x2: x, y1: 0, y2: H, class: 'tick' }, svg); }
   }
   svgEl('line', { x1: 0, x2: W, y1: plotY(0, H), y2: plotY(0, H), class: 'zero' }, svg);
+  for (const v of [1, 0, -1]) svgEl('text', { x: 2, y: plotY(v, H) + (v > 0 ? 8 : v < 0 ? -1 : 3), class: 'axis' }, svg).textContent = v > 0 ? '+1' : String(v);
   const th = parseFloat($('threshold').value), y = plotY(isFinite(th) ? th : 0.3, H);
   svgEl('line', { x1: 0, x2: W, y1: y, y2: y, class: 'threshold' }, svg);
   const line = (i, cls) => {
@@ -199,14 +202,15 @@ function plotInit() {
     drawStrong();
   });
   window.addEventListener('mousemove', (e) => {
-    if (!PLOT.brush) return;
+    if (!PLOT.brush || PLOT.brush.done) return;
     PLOT.brush.p1 = plotPos(e);
     PLOT.brush.moved = PLOT.brush.moved || Math.abs(e.clientX - PLOT.brush.x0) > 2;
     drawStrong();
   });
   window.addEventListener('mouseup', () => {
     const b = PLOT.brush;
-    if (!b) return;
+    if (!b || b.done) return;
+    b.done = true;
     const t0 = performance.now();
     if (!b.moved) { PLOT.brush = null; drawStrong(); return; }  // a click is not a range
     runSearch(Math.min(b.p0, b.p1), Math.max(b.p0, b.p1), t0, 'brush');
