@@ -3,6 +3,8 @@ the network (no CDN, no web fonts) and nothing read from disk per request."""
 
 from __future__ import annotations
 
+from .plot_assets import PLOT_CSS, PLOT_HTML, PLOT_JS
+
 INDEX_HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>rnnlens explorer</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -20,7 +22,7 @@ INDEX_HTML = """<!doctype html>
     <ul id="cell-list"></ul>
   </aside>
   <section id="center">
-    <div id="text" tabindex="0"><div id="spacer"></div><div id="win"></div></div>
+    @PLOT@<div id="text" tabindex="0"><div id="spacer"></div><div id="win"></div></div>
     <div id="catlegend" hidden></div>
     <div id="legend">select text to search for cells that are on throughout it and off around it; hover a character for predictions; a dashed line starts another row stream of the split</div>
   </section>
@@ -32,7 +34,7 @@ INDEX_HTML = """<!doctype html>
 </main>
 <script src="/app.js"></script>
 </body></html>
-"""
+""".replace("@PLOT@", PLOT_HTML)
 
 APP_CSS = """
 * { box-sizing: border-box; }
@@ -73,7 +75,7 @@ main { flex: 1; display: flex; min-height: 0; }
 .plot circle { fill: #36c; fill-opacity: 0.6; cursor: pointer; }
 .plot circle.active { fill: #e30; fill-opacity: 1; }
 .error { color: #b00; }
-"""
+""" + PLOT_CSS
 
 APP_JS = r"""
 'use strict';
@@ -141,8 +143,9 @@ function draw(d) {
   }
   win.innerHTML = html.join('');
   win.style.top = (d.first * LH) + 'px';
-  S.first = d.first; S.count = d.starts.length;
+  S.first = d.first; S.count = d.starts.length; S.lines = { first: d.first, starts: d.starts, end: d.end };
   win.dataset.first = d.first;
+  markPlotted();
 }
 function inMatch(p) { return S.matches.some((m) => p >= m.start && p <= m.end); }
 
@@ -154,6 +157,7 @@ async function selectCell(layer, index) {
   $('selected').textContent = `cell ${layer}:${index}`;
   for (const li of document.querySelectorAll('#cell-list li')) li.classList.toggle('active', li.dataset.cell === `${layer}:${index}`);
   for (const c of document.querySelectorAll('.plot circle')) c.classList.toggle('active', c.dataset.cell === `${layer}:${index}`);
+  plotCell(layer);
   if (await render(true)) mark('cell', t0);
 }
 
@@ -261,12 +265,18 @@ async function onSelect(t0) {
   let start = +a.dataset.p, end = +b.dataset.p;
   if (start > end) [start, end] = [end, start];
   if (sel.focusOffset === 0 && end > start && +b.dataset.p === end) end -= 1;
+  PLOT.brush = null;
+  await runSearch(start, end, t0, 'search');
+}
+
+// the pattern search of positions start..end (inclusive): selecting text and brushing the plot both come here
+async function runSearch(start, end, t0, kind) {
   if (end - start > 999) { status('select at most 1000 characters', true); return; }
   const th = parseFloat($('threshold').value);
   try {
     const d = await api(`/api/search?start=${start}&end=${end}&threshold=${isFinite(th) ? th : 0.3}`);
     await showSearch(d);
-    mark('search', t0);
+    mark(kind, t0);
   } catch (err) { status(err.message, true); }
 }
 
@@ -294,6 +304,7 @@ async function showSearch(d) {
     ol.appendChild(li);
   }
   S.matches = d.matches;
+  plotShowSearch(d);
   await render(true);
 }
 
@@ -324,17 +335,18 @@ async function init() {
     const box = $('text');
     box.addEventListener('scroll', () => {
       const t0 = performance.now();
-      requestAnimationFrame(async () => { if (await render(false)) mark('scroll', t0); });
+      requestAnimationFrame(async () => { if (await render(false)) mark('scroll', t0); plotFollow(t0); });
     });
     box.addEventListener('mouseover', onHover);
     box.addEventListener('mouseup', () => { const t0 = performance.now(); setTimeout(() => onSelect(t0), 0); });
+    plotInit();
     await Promise.all([loadCells(), loadGates(), render(true)]);
+    await plotFollow();
     status('ready');
     document.body.dataset.ready = '1';
   } catch (e) { status(e.message, true); }
 }
-init();
-"""
+""" + PLOT_JS + "init();\n"
 
 
 

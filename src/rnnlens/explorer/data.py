@@ -11,6 +11,7 @@ cells over the whole text are contiguous reads.
 
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ class ExplorerConfig:
 
     width: int = 100        # display columns before a line wraps
     max_lines: int = 300    # lines per /api/lines request
+    max_window: int = 5000  # positions per /api/states request (the hidden-state plot's window)
     top: int = 5            # next-character candidates shown
     find_chars: int = 50_000  # characters used to score cells against features when building the cache
 
@@ -109,7 +111,8 @@ class ExplorerData:
         return {"label": self.label, "source": self.cfg.source.label, "cell": m.cell, "layers": m.layers,
                 "hidden": m.hidden, "state": "tanh(c)" if self.state == "c" else "h", "chars": self.n,
                 "rows": self.rows, "cols": self.cols, "lines": int(len(self.line_starts)), "width": self.config.width,
-                "max_lines": self.config.max_lines, "threshold": SearchConfig().threshold,
+                "max_lines": self.config.max_lines,
+                "max_window": self.config.max_window, "threshold": SearchConfig().threshold,
                 "ngram": None if self.ngram is None else self.ngram.n, "mean_loss": float(self.loss.mean()),
                 "oracles": self.cat_summary}
 
@@ -144,6 +147,22 @@ class ExplorerData:
             vals = np.zeros(b - a, dtype=np.float32)
         return {"first": first, "starts": [int(s) for s in self.line_starts[first:last]], "end": b,
                 "glyphs": self.glyphs[a:b], "values": [None if v != v else v for v in np.round(vals, 3).tolist()]}
+
+    def states(self, start: int, length: int, layer: int) -> dict[str, Any]:
+        """Every cell of ``layer`` over positions ``start .. start+length-1`` (the hidden-state plot's window):
+        ``values`` is the (H, length) float16 matrix as stored (tanh(c) or h), row-major little-endian bytes in
+        base64, 2 bytes a value (a 308-cell layer over 400 positions: 246 KB of bytes, 329 KB as base64)."""
+        self._check_pos(start)
+        if not 1 <= length <= min(self.config.max_window, self.n - start):
+            raise RnnlensError(f"a window must have 1..{self.config.max_window} positions inside the text "
+                               f"0..{self.n - 1}; got {length} from {start}")
+        if not 0 <= layer < self.layers:
+            raise RnnlensError(f"no layer {layer}; layers 0..{self.layers - 1}")
+        block = self.values[layer * self.hidden:(layer + 1) * self.hidden, start:start + length]  # (H, len)
+        raw = np.ascontiguousarray(block, dtype="<f2").tobytes()
+        return {"start": start, "len": length, "layer": layer, "cells": self.hidden,
+                "state": "tanh(c)" if self.state == "c" else "h", "dtype": "float16",
+                "values": base64.b64encode(raw).decode("ascii")}
 
     def ablation(self, layer: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(loss (N,), logits (B, cols, K) float16) of the model with cell ``layer:index`` set to zero at every

@@ -13,6 +13,7 @@ Endpoints (GET only; every parameter is checked, unknown ones are refused; error
 | ``/api/lines`` | ``first``, ``count``, ``color`` (cell, loss, error, ablation), ``cell`` (L:I) | a window of display lines |
 | ``/api/predict`` | ``pos``, ``ablate`` (L:I) | top next-character candidates, the actual one's probability (and the n-gram's) |
 | ``/api/search`` | ``start``, ``end``, ``threshold``, ``limit`` | LSTMVis pattern search over the span |
+| ``/api/states`` | ``start``, ``len``, ``layer`` | every cell of a layer over a window, float16 in base64 |
 
 Bound beyond loopback, every request needs the access token (``rnnlens.explorer.access``): ``?token=...`` on
 any path (it is removed before the endpoint's own parameters are checked) or the cookie a valid one sets;
@@ -113,6 +114,7 @@ class Api:
             "/api/predict": ({"pos", "ablate"}, lambda p: data.predict(_int(p, "pos", 0, data.n - 1),
                                                                         _cell(p, data, "ablate"))),
             "/api/search": ({"start", "end", "threshold", "limit"}, self.search),
+            "/api/states": ({"start", "len", "layer"}, self.states),
         }
 
     def lines(self, p: dict[str, str]) -> Any:
@@ -130,6 +132,12 @@ class Api:
         cfg = SearchConfig(threshold=_float(p, "threshold", -1.0, 1.0, SearchConfig.threshold),
                            limit=_int(p, "limit", 1, 1000, SearchConfig.limit))
         return d.search(start, end, cfg)
+
+    def states(self, p: dict[str, str]) -> Any:
+        d = self.data
+        start = _int(p, "start", 0, d.n - 1)
+        return d.states(start, _int(p, "len", 1, min(d.config.max_window, d.n - start)),
+                        _int(p, "layer", 0, d.layers - 1, 0))
 
     def answer(self, path: str, query: str) -> Any:
         if path not in self.routes:
