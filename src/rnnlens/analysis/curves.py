@@ -164,7 +164,7 @@ def plot_curve_grid(runs_by_type: dict[str, list[Curve]], path: str | os.PathLik
         ax.set_title(cell.upper(), fontsize=10)
         ax.set_xlabel(_X_LABEL[x])
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="best")
     axes[0].set_ylabel("validation loss (nats/char)")
     if title:
         fig.suptitle(title, fontsize=10)
