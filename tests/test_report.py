@@ -167,7 +167,8 @@ def test_report_draws_the_training_curves_of_every_run(tmp_path, drawn):
     # the figure: a panel per type that has a curve (paper order), a line per run with exactly its points
     (fig,) = drawn
     assert [ax.get_title() for ax in fig.axes] == ["LSTM", "GRU"]
-    want = {"LSTM": [("1-layer 8k d0", "train/warpeace/lstm-1l-8k-d0"), ("2-layer 8k d0.25", "train/warpeace/lstm-2l-8k-d0.25")],
+    want = {"LSTM": [("1-layer 8k d0", "train/warpeace/lstm-1l-8k-d0"),
+                     ("2-layer 8k d0.25", "train/warpeace/lstm-2l-8k-d0.25")],
             "GRU": [("2-layer 8k d0", "train/warpeace/gru-2l-8k-d0")]}
     for ax in fig.axes:
         *lines, paper = ax.get_lines()
@@ -175,7 +176,8 @@ def test_report_draws_the_training_curves_of_every_run(tmp_path, drawn):
             [(label, points[sid]) for label, sid in want[ax.get_title()]]
         assert paper.get_label().startswith(PAPER_LINE) and list(paper.get_ydata()) == [1.077, 1.077]
     md = (root / "summary.md").read_text()
-    assert "### Training curves (warpeace)" in md and "![validation loss against epochs, warpeace](figures/curves-warpeace.png)" in md
+    assert "### Training curves (warpeace)" in md
+    assert "![validation loss against epochs, warpeace](figures/curves-warpeace.png)" in md
     assert "3 training run(s) against epochs" in md and "train/warpeace/rnn-1l-8k-d0 (not started)" in md
     page = (root / "report.html").read_text()
     assert "<h3>Training curves (warpeace)</h3>" in page and base64.b64encode(png).decode() in page

@@ -89,7 +89,8 @@ def write_report(root: str | os.PathLike) -> dict[str, Any]:
     results = collect(root)
     plan = read_json(root / PLAN)
     for ds in results["datasets"]:  # the training curves: drawn here, from the runs' metrics.jsonl
-        results["results"].setdefault(ds, {})["curves"] = write_curves(root, plan, ds, PAPER.get(ds, {}).get("best_rnn"))
+        paper_best = PAPER.get(ds, {}).get("best_rnn")
+        results["results"].setdefault(ds, {})["curves"] = write_curves(root, plan, ds, paper_best)
     atomic_write_json(root / "results.json", results)
     atomic_write_text(root / "summary.md", "\n".join(markdown_lines(results)) + "\n")
     atomic_write_text(root / "report.html", render_html(results, root))
