@@ -93,3 +93,30 @@ def test_cli_draws_every_axis_and_prints_json(runs, tmp_path, x) -> None:
     rc, _, err = cli("curves", runs[0], "--out", one)
     assert rc == 0 and one.read_bytes()[:4] == b"\x89PNG" and "best val" in err
     assert np.isfinite(read_curve(runs[1]).val_loss).all()
+
+
+def test_grid_has_a_panel_per_type_and_exactly_each_runs_points(runs, tmp_path) -> None:
+    from dataclasses import replace
+
+    from rnnlens.analysis.curves import PAPER_LINE, plot_curve_grid
+
+    lstm, gru = read_curve(runs[0]), read_curve(runs[1])
+    lstm2 = replace(lstm, label="second", val_loss=lstm.val_loss + 0.5)
+    fig = plot_curve_grid({"rnn": [], "lstm": [lstm, lstm2], "gru": [gru]}, tmp_path / "g.png", paper_best=1.077)
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+    assert [ax.get_title() for ax in fig.axes] == ["LSTM", "GRU"]  # a type without curves gets no panel
+    for ax, curves in zip(fig.axes, ([lstm, lstm2], [gru])):
+        lines = ax.get_lines()
+        assert len(lines) == len(curves) + 1
+        for line, c in zip(lines, curves):
+            assert line.get_label() == c.label
+            assert np.array_equal(line.get_xdata(), c.epochs) and np.array_equal(line.get_ydata(), c.val_loss)
+        paper = lines[-1]
+        assert paper.get_label().startswith(PAPER_LINE) and paper.get_linestyle() == "--"
+        assert list(paper.get_ydata()) == [1.077, 1.077]
+    bare = plot_curve_grid({"gru": [gru]}, tmp_path / "h.png", x="updates")
+    assert [line.get_label() for line in bare.axes[0].get_lines()] == [gru.label]  # no paper number: no line
+    assert np.array_equal(bare.axes[0].get_lines()[0].get_xdata(), gru.updates)
+    with pytest.raises(RnnlensError, match="no curves to plot"):
+        plot_curve_grid({"lstm": []}, tmp_path / "i.png")
+    assert not (tmp_path / "i.png").exists()

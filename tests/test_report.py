@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 from pathlib import Path
+
+import pytest
 
 from rnnlens.cli import main
 from rnnlens.fsutil import atomic_write_bytes, atomic_write_json, read_json
@@ -97,3 +100,115 @@ def test_table1_rows_in_the_papers_order():
             for d in (2, 1)]
     got = [(r[0], r[1], r[2]) for r in table1_rows({"select": {"rows": rows}})]
     assert got == [(c, str(d), b) for b in ("50k", "130k", "400k", "1.3m") for c in ("rnn", "gru") for d in (1, 2)]
+
+
+# ----- training curves --------------------------------------------------------------------------------------
+def _train_stage(cell: str, layers: int, dropout: float) -> Stage:
+    return Stage(f"train/warpeace/{cell}-{layers}l-8k-d{dropout:g}", "train", "warpeace",
+                 {"cell": cell, "layers": layers, "budget": "8k", "hidden": 12, "dropout": dropout},
+                 deps=("data/warpeace",))
+
+
+def _run_with_metrics(run_dir: Path, text: Path, cell: str, layers: int, dropout: float, points: list[tuple]) -> None:
+    """A run folder as training leaves it: its config.json and one metrics.jsonl line per (epoch, val_loss)."""
+    from rnnlens.newrun import new_run_config
+    from rnnlens.train import init_run
+
+    cfg, _ = new_run_config(text=text, batch_size=4, seq_len=8, model=cell, layers=layers, hidden=12, dropout=dropout)
+    init_run(run_dir, cfg)
+    lines = [json.dumps({"step": 10 * (i + 1), "epoch": e, "train_loss": v + 0.1, "val_loss": v, "lr": 2e-3,
+                         "elapsed_s": float(i)}) for i, (e, v) in enumerate(points)]
+    (run_dir / "metrics.jsonl").write_text("".join(x + "\n" for x in lines))
+
+
+def reproduction_with_runs(root: Path, tmp_path: Path) -> dict[str, list[tuple]]:
+    """A smoke-like reproduction of War and Peace: an LSTM finished (its record names its run), an LSTM and a GRU
+    still training, a GRU started without a validation yet, an RNN not started; returns the points written."""
+    text = tmp_path / "text.txt"
+    text.write_text("abcd efgh, ijkl.\n" * 40)
+    stages = [Stage("data/warpeace", "data", "warpeace"), _train_stage("lstm", 1, 0.0), _train_stage("lstm", 2, 0.25),
+              _train_stage("gru", 2, 0.0), _train_stage("gru", 1, 0.0), _train_stage("rnn", 1, 0.0)]
+    prepare_out_dir(root, PRESETS["smoke"], ("warpeace",), stages, force=False,
+                    invocation={"date": "2026-01-02T03:04:05Z", "machine": "testbox", "device": "cpu", "workers": 1})
+    _record(root, stages[0], {"dataset": "warpeace", "size": 40_000})
+    points = {stages[1].id: [(0.5, 3.25), (1.0, 2.875), (1.5, 2.5)], stages[2].id: [(0.25, 3.5), (0.75, 3.0)],
+              stages[3].id: [(1.0, 2.75)], stages[4].id: []}
+    for s in stages[1:5]:
+        run = root / "stages" / s.id / s.id.split("/")[-1]
+        _run_with_metrics(run, text, s.params["cell"], s.params["layers"], s.params["dropout"], points[s.id])
+    _record(root, stages[1], {"run": f"stages/{stages[1].id}/{stages[1].id.split('/')[-1]}", "cell": "lstm"})
+    return {k: v for k, v in points.items() if v}
+
+
+@pytest.fixture
+def drawn(monkeypatch) -> list:
+    """Every Figure the report draws (the real plot_curve_grid runs; its return value is kept here)."""
+    from rnnlens.reproduce import report_curves
+
+    figures, real = [], report_curves.plot_curve_grid
+    monkeypatch.setattr(report_curves, "plot_curve_grid", lambda *a, **k: figures.append(real(*a, **k)) or figures[-1])
+    return figures
+
+
+def test_report_draws_the_training_curves_of_every_run(tmp_path, drawn):
+    from rnnlens.analysis.curves import PAPER_LINE
+    from rnnlens.reproduce.report import PAPER
+
+    root = tmp_path / "rep"
+    points = reproduction_with_runs(root, tmp_path)
+    results = write_report(root)
+    c = results["results"]["warpeace"]["curves"]
+    assert c["figure"] == "figures/curves-warpeace.png" and c["paper_best"] == PAPER["warpeace"]["best_rnn"] == 1.077
+    png = (root / c["figure"]).read_bytes()
+    assert png[:4] == b"\x89PNG"
+    assert c["skipped"] == [{"stage": "train/warpeace/gru-1l-8k-d0", "reason": "no validation yet"},
+                            {"stage": "train/warpeace/rnn-1l-8k-d0", "reason": "not started"}]
+    assert {r["stage"]: list(zip(r["epochs"], r["val_loss"])) for r in c["runs"]} == points
+    # the figure: a panel per type that has a curve (paper order), a line per run with exactly its points
+    (fig,) = drawn
+    assert [ax.get_title() for ax in fig.axes] == ["LSTM", "GRU"]
+    want = {"LSTM": [("1-layer 8k d0", "train/warpeace/lstm-1l-8k-d0"),
+                     ("2-layer 8k d0.25", "train/warpeace/lstm-2l-8k-d0.25")],
+            "GRU": [("2-layer 8k d0", "train/warpeace/gru-2l-8k-d0")]}
+    for ax in fig.axes:
+        *lines, paper = ax.get_lines()
+        assert [(ln.get_label(), list(zip(ln.get_xdata(), ln.get_ydata()))) for ln in lines] == \
+            [(label, points[sid]) for label, sid in want[ax.get_title()]]
+        assert paper.get_label().startswith(PAPER_LINE) and list(paper.get_ydata()) == [1.077, 1.077]
+    md = (root / "summary.md").read_text()
+    assert "### Training curves (warpeace)" in md
+    assert "![validation loss against epochs, warpeace](figures/curves-warpeace.png)" in md
+    assert "3 training run(s) against epochs" in md and "train/warpeace/rnn-1l-8k-d0 (not started)" in md
+    page = (root / "report.html").read_text()
+    assert "<h3>Training curves (warpeace)</h3>" in page and base64.b64encode(png).decode() in page
+    assert "http" not in page and "<script" not in page
+    assert read_json(root / "results.json")["results"]["warpeace"]["curves"] == c
+
+
+def test_report_without_training_notes_the_missing_curves(tmp_path):
+    from rnnlens.reproduce.report_curves import curve_lines, write_curves
+
+    root = tmp_path / "rep"
+    fake_reproduction(root)  # one run finished but its folder is gone, one failed before starting
+    results = write_report(root)
+    c = results["results"]["warpeace"]["curves"]
+    assert c["figure"] is None and c["runs"] == [] and not (root / "figures").exists()
+    assert [s["reason"] for s in c["skipped"]] == ["not started", "not started"]
+    md = (root / "summary.md").read_text()
+    assert "### Training curves (warpeace)" in md and "No training run has a validation yet" in md
+    assert "<h3>Training curves (warpeace)</h3>" in (root / "report.html").read_text()
+    empty = write_curves(root, {"stages": []}, "linux", 0.84)
+    assert empty == {"figure": None, "x": "epochs", "paper_best": 0.84, "runs": [], "skipped": []}
+    assert curve_lines(empty) == ["No training run in the plan."]
+
+
+def test_a_corpus_without_published_numbers_gets_no_paper_line(tmp_path, drawn):
+    root = tmp_path / "rep"
+    points = reproduction_with_runs(root, tmp_path)
+    plan = read_json(root / "plan.json")
+    atomic_write_json(root / "plan.json", dict(plan, datasets=["pystdlib"],
+                                               stages=[dict(s, dataset="pystdlib") for s in plan["stages"]]))
+    c = write_report(root)["results"]["pystdlib"]["curves"]
+    assert c["figure"] == "figures/curves-pystdlib.png" and c["paper_best"] is None and len(c["runs"]) == len(points)
+    assert [len(ax.get_lines()) for ax in drawn[0].axes] == [2, 1]  # the runs' lines only
+    assert "No published number for this corpus, so no paper line." in (root / "summary.md").read_text()

@@ -136,12 +136,20 @@ def test_smoke_end_to_end(smoke):
             if not f["skipped"]:
                 assert row["shares"][f["name"]] == f["interpretable"] / report["n_cells"]
     assert (smoke / "stages/census/pystdlib/census.png").is_file()
+    # the training curves: every run's validations, exactly as its metrics.jsonl has them (no paper number here)
+    curves = res["curves"]
+    assert curves["figure"] == "figures/curves-pystdlib.png" and (smoke / curves["figure"]).is_file()
+    assert len(curves["runs"]) == 9 and curves["skipped"] == [] and curves["paper_best"] is None
+    for r in curves["runs"]:
+        lines = [json.loads(x) for x in (smoke / "stages" / r["stage"] / r["stage"].split("/")[-1] /
+                                          "metrics.jsonl").read_text().splitlines()]
+        assert r["epochs"] == [x["epoch"] for x in lines] and r["val_loss"] == [x["val_loss"] for x in lines]
     page = (smoke / "report.html").read_text()
     assert "Census of interpretable cells" in page
     assert page.count("data:image/png;base64,") >= 10  # cells, gates, table 2, compare, errors, model map
     assert "http://" not in page and "https://" not in page and "<script" not in page
-    order = [page.index("<h3>" + h) for h in ("Table 1", "Figure 2", "Figure 3", "Table 2", "Figures 4, 5",
-                                              "Figure 6", "Supplementary: map")]
+    order = [page.index("<h3>" + h) for h in ("Table 1", "Training curves (pystdlib)", "Figure 2", "Figure 3",
+                                              "Table 2", "Figures 4, 5", "Figure 6", "Supplementary: map")]
     assert order == sorted(order)
     md = (smoke / "summary.md").read_text()
     assert "## What differs" in md and "first 40,000 bytes" in md and "classical MDS" in md
@@ -317,6 +325,8 @@ def test_force_replaces_only_the_results_of_another_preset(tmp_path):
     prepare_out_dir(root, PRESETS["cpu"], ("warpeace",), [], force=False)
     (root / "stages" / "train").mkdir(parents=True)
     (root / "report.html").write_text("old")
+    (root / "figures").mkdir()
+    (root / "figures" / "curves-warpeace.png").write_bytes(b"old")
     (root / "notes.txt").write_text("mine")
     with pytest.raises(RnnlensError, match="another configuration"):
         prepare_out_dir(root, PRESETS["smoke"], ("pystdlib",), [], force=False)

@@ -1,4 +1,5 @@
-"""Training curves: the training and validation loss of one or more runs, read from their metrics.jsonl.
+"""Training curves: the training and validation loss of one or more runs, read from their metrics.jsonl;
+``plot_curves`` draws runs in one panel, ``plot_curve_grid`` one panel per cell type (the reproduce report).
 
 Each line of a run's metrics.jsonl is one validation: ``step``, ``epoch``, ``train_loss`` (the mean training
 loss since the previous line), ``val_loss``, ``lr``, ``elapsed_s`` (nats/char; see rnnlens.train). A run
@@ -137,3 +138,36 @@ def plot_curves(curves: list[Curve], path: str | os.PathLike, x: str = "updates"
     atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt))
     plt.close(fig)
     return path
+
+
+PAPER_LINE = "paper best"
+
+
+def plot_curve_grid(runs_by_type: dict[str, list[Curve]], path: str | os.PathLike, paper_best: float | None = None,
+                    x: str = "epochs", title: str = ""):
+    """One panel per cell type (in the order of ``runs_by_type``, types without curves left out), a line of
+    validation loss against ``x`` per curve (its ``label`` in the legend) with exactly the curve's points, and
+    ``paper_best`` as a dashed horizontal line labelled "paper best" in every panel (none when it is None).
+    Written as PNG atomically; returns the matplotlib Figure so callers can read the plotted series back."""
+    from matplotlib.figure import Figure
+
+    types = [t for t, cs in runs_by_type.items() if cs]
+    if not types:
+        raise RnnlensError("no curves to plot; every run lacks a validation yet")
+    fig = Figure(figsize=(4.2 * len(types) + 0.6, 3.8), dpi=100)
+    axes = fig.subplots(1, len(types), sharey=True, squeeze=False)[0]
+    for ax, cell in zip(axes, types):
+        for k, c in enumerate(runs_by_type[cell]):
+            ax.plot(c.x(x), c.val_loss, color=f"C{k % 10}", lw=1.5, marker=".", ms=5, label=c.label)
+        if paper_best is not None:
+            ax.axhline(paper_best, color="black", ls="--", lw=1.0, label=f"{PAPER_LINE} {paper_best:g} (test)")
+        ax.set_title(cell.upper(), fontsize=10)
+        ax.set_xlabel(_X_LABEL[x])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    axes[0].set_ylabel("validation loss (nats/char)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    return fig

@@ -12,7 +12,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "report", help="rebuild the report of a reproduction from its results (no recomputation)",
         description="Reads DIR/plan.json and every finished stage's record and writes DIR/report.html, "
-        "DIR/summary.md and DIR/results.json again.")
+        "DIR/summary.md and DIR/results.json again, and the training curves of every run "
+        "(DIR/figures/curves-<corpus>.png, read from the runs' metrics.jsonl).")
     p.add_argument("dir", metavar="DIR", help="the --out folder of rnnlens reproduce")
     add_json_flag(p)
     p.set_defaults(func=run)

@@ -33,7 +33,7 @@ from .stages import RECORD, Context, execute, read_record, stage_dir
 
 PLAN = "plan.json"
 FAILED = "failed.json"
-OUTPUTS = ("stages", PLAN, "results.json", "summary.md", "report.html")  # what --force replaces
+OUTPUTS = ("stages", PLAN, "results.json", "summary.md", "report.html", "figures")  # what --force replaces
 
 
 class Backend(Protocol):

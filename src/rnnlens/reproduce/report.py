@@ -2,7 +2,8 @@
 
 ``collect`` gathers plan.json and every stage's ``stage.json`` into one results dict with provenance
 (rnnlens version, git commit, machine, device, dates, wall time of each stage and part); ``write_report``
-writes the three files atomically. Nothing is recomputed, so ``rnnlens report DIR`` can rebuild them at
+writes the three files atomically, and the training curves of every corpus (:mod:`.report_curves`, drawn from
+the runs' metrics.jsonl into ``figures/``). Nothing is recomputed, so ``rnnlens report DIR`` can rebuild them at
 any time. The HTML page is self-contained: figures are inline base64 PNGs, no script, no network.
 """
 
@@ -21,6 +22,7 @@ from ..exceptions import RnnlensError
 from ..fsutil import atomic_write_json, atomic_write_text, read_json
 from ..model import parse_budget
 from .executor import FAILED, PLAN
+from .report_curves import curve_lines, write_curves
 from .stages import read_record, stage_dir
 
 FORMAT = "rnnlens-reproduce-results-v1"
@@ -85,6 +87,10 @@ def write_report(root: str | os.PathLike) -> dict[str, Any]:
     """Write results.json, summary.md and report.html under ``root``; returns the results dict."""
     root = Path(root)
     results = collect(root)
+    plan = read_json(root / PLAN)
+    for ds in results["datasets"]:  # the training curves: drawn here, from the runs' metrics.jsonl
+        paper_best = PAPER.get(ds, {}).get("best_rnn")
+        results["results"].setdefault(ds, {})["curves"] = write_curves(root, plan, ds, paper_best)
     atomic_write_json(root / "results.json", results)
     atomic_write_text(root / "summary.md", "\n".join(markdown_lines(results)) + "\n")
     atomic_write_text(root / "report.html", render_html(results, root))
@@ -250,6 +256,10 @@ def markdown_lines(results: dict[str, Any]) -> list[str]:
         lines += [f"- {x}" for x in paper_lines(ds, res)] + [""]
         lines += _md_table(["type", "layers", "budget", "params", "hidden", "dropout", "val", "test"], table1_rows(res))
         lines += [""] + [f"- {x}" for x in findings_lines(res)]
+        lines += ["", f"### Training curves ({ds})", ""]
+        if (res.get("curves") or {}).get("figure"):
+            lines += [f"![validation loss against epochs, {ds}]({res['curves']['figure']})", ""]
+        lines += [f"- {x}" for x in curve_lines(res.get("curves"))]
         lines += ["", "### Table 2: n-gram and n-NN test loss (nats/char)", ""]
         lines += _md_table(["n", "n-gram", "n-NN"], table2_rows(res))
         cells = res.get("cells")
@@ -316,6 +326,10 @@ def render_html(results: dict[str, Any], root: Path) -> str:
         parts.append(_html_table(["type", "layers", "budget", "params", "hidden", "dropout", "val", "test"],
                                  table1_rows(res)))
         parts.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in findings_lines(res)) + "</ul>")
+        parts.append(f"<h3>Training curves ({html.escape(ds)})</h3>")
+        if (res.get("curves") or {}).get("figure"):
+            parts.append(_img(root, res["curves"]["figure"], f"validation loss against epochs, {ds}"))
+        parts.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in curve_lines(res.get("curves"))) + "</ul>")
         cells = res.get("cells")
         parts.append("<h3>Figure 2: interpretable cells</h3>")
         if cells:
