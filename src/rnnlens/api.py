@@ -242,7 +242,8 @@ def train(out: str | os.PathLike | None = None, *, resume: bool = False, device:
     ``text=PATH``; ``model="lstm"``, ``layers=2``, ``params="130k"`` or ``hidden=N``, ``dropout``;
     ``unit``, ``newline``, ``layout``, ``fractions``, ``batch_size``, ``seq_len``, ``data_dir``; and the
     recipe: ``epochs``, ``max_steps``, ``lr``, ``eval_every``, ``seed``, ``precision``, ... (see
-    :class:`rnnlens.recipe.TrainConfig`). A run that stalls or diverges is returned too: check
+    :class:`rnnlens.recipe.TrainConfig`); ``tensorboard=True`` (or a folder) also logs the scalars for
+    TensorBoard in ``RUN/tensorboard`` (or there; :mod:`rnnlens.tblog`). A run that stalls or diverges is returned too: check
     ``run.summary["status"]``. Ctrl-C saves the state and raises ``KeyboardInterrupt``;
     ``rl.train(out, resume=True)`` continues it.
     """

@@ -97,6 +97,8 @@ def new_run_config(
         raise RnnlensError("params and hidden are alternatives (a budget picks the hidden size); pass one",
                            field="params")
     recipe = {k: v for k, v in recipe.items() if v is not None}
+    if "tensorboard" in recipe:
+        recipe["tensorboard"] = tensorboard_setting(recipe["tensorboard"])
     if "precision" in recipe:
         recipe["precision"] = resolve_precision(recipe["precision"], device)
     train_cfg = TrainConfig(**recipe)  # checked before the text is read
@@ -115,6 +117,19 @@ def new_run_config(
     cfg = RunConfig(source=source, text=text_cfg, split=split_cfg, model=model_cfg, train=train_cfg,
                     vocab=vocab, budget=budget)
     return cfg, splits
+
+
+def tensorboard_setting(value: bool | str | os.PathLike) -> str | None:
+    """``tensorboard=True`` (``--tensorboard``): ``RUN/tensorboard``, stored relative to the run folder; a folder:
+    stored as an absolute path; False: off. Refused when the tensorboard package is missing."""
+    from .tblog import DEFAULT_DIR, require
+
+    if value is False:
+        return None
+    if not isinstance(value, (bool, str, os.PathLike)) or value == "":
+        raise RnnlensError(f"tensorboard must be True or a folder, got {value!r}", field="tensorboard")
+    require()
+    return DEFAULT_DIR if value is True else str(Path(value).expanduser().resolve())
 
 
 def default_out(cfg: RunConfig, params: str | int | None = None, hidden: int | None = None) -> Path:

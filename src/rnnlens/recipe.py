@@ -34,6 +34,7 @@ class TrainConfig:
     precision: str = "fp32"        # fp32 | bf16 (autocast of the forward pass; see rnnlens.precision)
     stall_after: int = 500         # from this update on, a run not beating the unigram model is stalled (0: off)
     stall_margin: float = 0.1      # ... by at least this many nats (see rnnlens.health)
+    tensorboard: str | None = None  # log scalars to this TensorBoard folder, relative to the run folder (rnnlens.tblog)
 
     def __post_init__(self) -> None:
         checks = [
@@ -53,6 +54,8 @@ class TrainConfig:
             (self.precision in ("fp32", "bf16"), "precision", f"precision must be fp32, bf16 or auto, got {self.precision!r}"),
             (self.stall_after >= 0, "stall_after", f"stall_after must be >= 0, got {self.stall_after}"),
             (self.stall_margin >= 0, "stall_margin", f"stall_margin must be >= 0, got {self.stall_margin}"),
+            (self.tensorboard is None or (isinstance(self.tensorboard, str) and self.tensorboard != ""), "tensorboard",
+             f"tensorboard must be a folder or None, got {self.tensorboard!r}"),
         ]
         for ok, name, message in checks:
             if not ok:

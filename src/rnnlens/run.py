@@ -7,6 +7,7 @@ Layout of ``RUN/``::
     state.safetensors    resumable training state (weights, optimizer, RNG, carried hidden state)
     metrics.jsonl        one line per validation
     snapshots/           weights every --snapshot-every updates (optional, for training dynamics)
+    tensorboard/         TensorBoard event file with --tensorboard (optional; rnnlens.tblog)
     summary.json         written when training ends
 """
 

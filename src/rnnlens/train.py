@@ -21,7 +21,7 @@ from typing import Callable, Protocol
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import load_tensors, save_tensors
+from .checkpoint import save_tensors
 from .exceptions import DiskFullError, RnnlensError
 from .evaluate import evaluate, evaluate_tensors
 from . import health
@@ -31,6 +31,8 @@ from . import __version__
 from .model import CharRNN, detach_state
 from .precision import autocast, explain_failure
 from .recipe import clip_gradients, lr_for_epoch, make_optimizer, set_lr
+from . import tblog
+from .trainstate import Progress, finite, restore, save_state, saved_step
 from .run import BEST, CONFIG, METRICS, SNAPSHOTS, STATE, SUMMARY, RunConfig, load_config, load_splits
 from .data.splits import Split
 
@@ -58,22 +60,6 @@ class NullReporter:
 
     def close(self) -> None:
         pass
-
-
-@dataclass
-class Progress:
-    """Everything besides tensors that a resumed run needs; stored in the state file's header."""
-
-    step: int = 0
-    best_val: float = math.inf
-    best_step: int = -1
-    bad_evals: int = 0
-    metrics_offset: int = 0
-    elapsed: float = 0.0
-    loss_sum: float = 0.0
-    loss_count: int = 0
-    status: str = "running"  # running | complete | early_stopped | stalled | diverged
-    health: str = ""          # the stall/divergence verdict, when there is one
 
 
 @dataclass
@@ -145,7 +131,7 @@ def train(
 
 
 def _resume_hint(run_dir: Path) -> str:
-    step = _saved_step(run_dir) if (run_dir / STATE).is_file() else 0
+    step = saved_step(run_dir) if (run_dir / STATE).is_file() else 0
     kept = f"the previous checkpoint, of step {step}, is kept" if step else "no checkpoint was saved yet"
     return f"the run is intact ({kept}): free space, then resume with rnnlens train --resume --out {run_dir}"
 
@@ -187,8 +173,9 @@ def _train(
     hidden = model.initial_state(train_split.x.shape[0], device)
     progress = Progress()
     if (run_dir / STATE).is_file():
-        hidden = _restore(run_dir / STATE, model, optimizer, progress, device)
+        hidden = restore(run_dir / STATE, model, optimizer, progress, device)
     _truncate_metrics(run_dir / METRICS, progress.metrics_offset)
+    tb = tblog.open_log(t.tensorboard, run_dir, progress.step)  # cut back to the saved step too
 
     x_all = torch.from_numpy(train_split.x).to(device)  # (B, N)
     y_all = torch.from_numpy(train_split.y).to(device)
@@ -224,6 +211,7 @@ def _train(
                 loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y_all[:, cols].reshape(-1))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                tb.before_clip(params)  # the gradient norm, before clipping (when logging)
                 clip_gradients(params, t.clip)
                 optimizer.step()
                 hidden = tuple(h.detach().float() for h in hidden)  # carried in fp32 whatever the precision
@@ -250,21 +238,23 @@ def _train(
                     if not math.isfinite(mean):
                         raise RnnlensError(
                             f"training diverged at step {progress.step}: the loss is {mean}; the last good checkpoint "
-                            f"(step {_saved_step(run_dir)}) is kept; lower --lr or --clip and start a new run"
+                            f"(step {saved_step(run_dir)}) is kept; lower --lr or --clip and start a new run"
                         )
                     rate = window_chars / max(1e-9, time.monotonic() - window_start)
                     window_start, window_chars = time.monotonic(), 0
                     reporter.update(progress.step, mean, rate, lr)
+                    tb.train(progress.step, mean, lr, rate)
                 if due_snapshot:
                     _save_snapshot(run_dir, cfg, model, progress.step)
                 if at_eval:
                     verdict = _validate(run_dir, cfg, model, (val_x, val_y), progress, lr, steps_per_epoch, reporter,
-                                        unigram)
+                                        unigram, tb)
                     if verdict:
                         status = verdict
                         break
                 if due_save or stopping:
-                    _save_state(run_dir, cfg, model, optimizer, hidden, progress)
+                    tb.flush()  # every event up to the saved step is on disk before the state says so
+                    save_state(run_dir, cfg, model, optimizer, hidden, progress)
                     last_save = time.monotonic()
                 if stopping:
                     return TrainOutcome("interrupted", progress.step)
@@ -274,16 +264,17 @@ def _train(
                 status = "complete" if progress.status == "running" else progress.status
     finally:
         reporter.close()
+        tb.close()
     progress.status = status
-    if status != health.DIVERGED or _finite(model):
-        _save_state(run_dir, cfg, model, optimizer, hidden, progress)
+    if status != health.DIVERGED or finite(model):
+        save_state(run_dir, cfg, model, optimizer, hidden, progress)
     summary = _finish(run_dir, cfg, splits, device, progress, total_steps, steps_per_epoch)
     return TrainOutcome(status, progress.step, summary)
 
 
 def _validate(
     run_dir: Path, cfg: RunConfig, model: CharRNN, val: tuple[torch.Tensor, torch.Tensor], progress: Progress,
-    lr: float, steps_per_epoch: int, reporter: Reporter, unigram: float,
+    lr: float, steps_per_epoch: int, reporter: Reporter, unigram: float, tb: tblog.NullLog,
 ) -> str | None:
     """Evaluate on val, log a metrics line, keep the best weights; the status that ends the run, if any
     (early_stopped when patience runs out, stalled or diverged by the rules of ``rnnlens.health``)."""
@@ -315,6 +306,7 @@ def _validate(
             raise DiskFullError(str(run_dir / METRICS), disk_full_reason(exc)) from exc
         raise
     progress.metrics_offset = (run_dir / METRICS).stat().st_size
+    tb.val(progress.step, result.loss_nats)
     reporter.note(
         f"step {progress.step}: val loss {result.loss_nats:.4f} nats/char"
         + (" (best)" if improved else f" (best {progress.best_val:.4f} at step {progress.best_step})")
@@ -340,68 +332,6 @@ def _truncate_metrics(path: Path, offset: int) -> None:
     if path.is_file() and path.stat().st_size > offset:
         with open(path, "r+b") as fh:
             fh.truncate(offset)
-
-
-def _finite(model: CharRNN) -> bool:
-    """Whether every weight is finite (one synchronisation on CUDA)."""
-    return bool(torch.stack([p.detach().abs().max() for p in model.parameters()]).isfinite().all())
-
-
-def _save_state(run_dir: Path, cfg: RunConfig, model: CharRNN, optimizer: torch.optim.Optimizer, hidden, progress: Progress) -> None:
-    if not _finite(model):
-        raise RnnlensError(
-            f"training diverged by step {progress.step}: the weights are no longer finite; the last good "
-            f"checkpoint (step {_saved_step(run_dir)}) is kept; lower --lr and start a new run"
-        )
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    opt = optimizer.state_dict()
-    for index, state in opt["state"].items():
-        for key, value in state.items():
-            tensors[f"optim.{index}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
-    for i, h in enumerate(hidden):
-        tensors[f"hidden.{i}"] = h
-    tensors["rng.cpu"] = torch.get_rng_state()
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = s
-    meta = {"kind": "state", "progress": progress.__dict__, "param_groups": opt["param_groups"],
-            "vocab": cfg.vocab.to_dict()}
-    save_tensors(run_dir / STATE, tensors, meta)
-
-
-def _restore(path: Path, model: CharRNN, optimizer: torch.optim.Optimizer, progress: Progress, device: torch.device):
-    """Load a state file into ``model``/``optimizer``/``progress``; returns the carried hidden state."""
-    from .checkpoint import check_state_dict
-
-    tensors, meta = load_tensors(path, kind="training state")
-    weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    check_state_dict(model, weights, path)
-    try:
-        model.load_state_dict(weights)
-        opt_state: dict[int, dict] = {}
-        for key, value in tensors.items():
-            if key.startswith("optim."):
-                _, index, name = key.split(".", 2)
-                opt_state.setdefault(int(index), {})[name] = value
-        optimizer.load_state_dict({"state": opt_state, "param_groups": meta["param_groups"]})
-        for k, v in meta["progress"].items():
-            setattr(progress, k, v)
-        torch.set_rng_state(tensors["rng.cpu"])
-        cuda_keys = sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
-        cuda_states = [tensors[k] for k in cuda_keys]  # in device order (rng.cuda.10 after rng.cuda.9)
-        if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda_states)
-        hidden = tuple(tensors[f"hidden.{i}"].to(device) for i in range(2 if model.config.cell == "lstm" else 1))
-    except (KeyError, ValueError, RuntimeError) as exc:
-        raise RnnlensError(f"training state {path} is incomplete ({exc}); delete it to restart the run from scratch") from exc
-    return hidden
-
-
-def _saved_step(run_dir: Path) -> int:
-    try:
-        return int(load_tensors(run_dir / STATE)[1]["progress"]["step"])
-    except (RnnlensError, KeyError, TypeError, ValueError):
-        return 0
 
 
 def _save_snapshot(run_dir: Path, cfg: RunConfig, model: CharRNN, step: int) -> None:
@@ -441,6 +371,7 @@ def _finish(run_dir: Path, cfg: RunConfig, splits: dict[str, Split], device: tor
         "wall_s": round(progress.elapsed, 3),
         "chars_per_s": progress.step * cfg.split.batch_size * cfg.split.seq_len / max(1e-9, progress.elapsed),
         "device": str(device),
+        "tensorboard": str(tblog.log_dir(cfg.train.tensorboard, run_dir)) if cfg.train.tensorboard else None,
         "torch": torch.__version__,
         "rnnlens_version": __version__,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -21,7 +21,7 @@ from .common import BarReporter, add_device_flag, add_json_flag, emit_json, say
 RUN_FLAGS = ("dataset", "text", "unit", "newline", "layout", "fractions", "batch_size", "seq_len", "model", "layers",
              "params", "hidden", "dropout", "epochs", "max_steps", "lr", "alpha", "lr_decay", "lr_decay_after",
              "clip", "init_range", "eval_every", "eval_chars", "patience", "checkpoint_every", "snapshot_every", "seed",
-             "precision", "stall_after", "stall_margin")
+             "precision", "stall_after", "stall_margin", "tensorboard")
 
 
 def add_data_flags(p: argparse.ArgumentParser) -> None:
@@ -88,6 +88,9 @@ def add_parser(subparsers) -> None:
     r.add_argument("--out", metavar="RUN", help="run directory (default: runs/<dataset>-<model>-<layers>l-<size>)")
     r.add_argument("--resume", action="store_true", help="continue the run in --out from its saved state")
     add_device_flag(r)
+    r.add_argument("--tensorboard", nargs="?", const=True, metavar="DIR", help="also log the training scalars (losses, "
+                   "lr, chars/s, gradient norm) for TensorBoard, in DIR (default: RUN/tensorboard); needs the extra "
+                   "rnnlens[tensorboard]; a resumed run keeps logging there")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     add_json_flag(r)
     p.set_defaults(func=run)
