@@ -18,11 +18,17 @@ def add_parser(subparsers) -> None:
         "reproduce", help="reproduce the paper: the Table 1 grid, Table 2, every analysis, and a report",
         description="Runs, in dependency order, the Table 1 grid (type x depth x budget, dropout chosen on "
         "validation), the Table 2 baselines and the analyses (cells, gates, map of models), then writes "
-        "OUT/report.html, OUT/summary.md and OUT/results.json. Resumable: run the same command again to "
+        "OUT/report.html, OUT/summary.md and OUT/results.json; the shipped preset adopts the trained models of "
+        "--models-dir instead of training. Resumable: run the same command again to "
         "continue; finished stages are skipped. See docs/reproduce.md for what each preset covers.")
     p.add_argument("--preset", choices=sorted(PRESETS), default="smoke", help="quick (the quickstart: one LSTM "
                    "on the built-in corpus, ~3 min on a CPU), smoke (under a minute, checks the pipeline), cpu "
-                   "(about an hour on a CPU), paper (the full recipe, for GPUs) (default: smoke)")
+                   "(about an hour on a CPU), paper (the full recipe, for GPUs), cpu-paper (the paper's 1.3M models, days of CPU), "
+                   "shipped (every analysis on the trained models in --models-dir, no training) (default: smoke)")
+    p.add_argument("--models-dir", metavar="DIR", default="models", help="where the trained models that a preset "
+                   "adopts instead of training are (the shipped preset: wp-lstm-1.3m, wp-gru-1.3m, wp-rnn-1.3m, "
+                   "wp-lstm-50k, lk-lstm-1.3m); the records point into it, nothing is copied (default: ./models, "
+                   "the repository's models/ when run from its root)")
     p.add_argument("--datasets", metavar="A,B", help=f"comma-separated corpora among {', '.join(DATASETS)} "
                    "(default: the preset's)")
     p.add_argument("--out", metavar="DIR", default="reproduce", help="output folder (default: ./reproduce)")
@@ -77,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 0 or args.threads < 1:
         raise RnnlensError("--workers must be >= 0 (0: the default) and --threads >= 1")
     device = str(resolve_device(args.device))
-    planned = make_plan(args.preset, args.datasets, args.data_dir, device, args.workers)
+    planned = make_plan(args.preset, args.datasets, args.data_dir, device, args.workers, args.models_dir)
     if args.dry_run:
         if args.json:
             emit_json({"preset": planned.preset.name, "workers": planned.workers,

@@ -7,7 +7,9 @@ for ``--dry-run``. The plan is a topologically ordered list of stages; :mod:`.ex
 Stage kinds, in dependency order per corpus: ``data`` (the text, sliced for the smoke preset) -> ``pilot``
 (only in presets with ``lr_pilot``: per type x depth x budget, the learning rate chosen on validation after a
 short pilot run of each candidate) -> ``train`` (one run of the Table 1 grid per type x depth x budget x
-dropout, or the preset's explicit ``runs``) -> ``select`` (per type x depth x budget the dropout with the best
+dropout, or the preset's explicit ``runs``; a run that names a trained ``model`` folder is *adopted* instead: its
+stage, of kind ``adopt`` with the same ``train/...`` id, checks the folder and records it, see :mod:`.adopt`)
+-> ``select`` (per type x depth x budget the dropout with the best
 validation loss: Table 1) -> analyses of the selected models (``gates``, ``cells``, ``modelmap``, ``compare``,
 ``errors``) and the ``census`` of interpretable cells over every trained model; ``baselines`` (Table 2) needs
 only the data.
@@ -34,7 +36,10 @@ GPU_FLOPS = 5.0e11
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One model of a preset that lists its runs instead of a grid (the ``cpu-paper`` preset)."""
+    """One model of a preset that lists its runs instead of a grid (the ``cpu-paper`` and ``shipped`` presets).
+
+    ``model``: the name of a trained run folder in the models directory (``rnnlens reproduce --models-dir``) to
+    adopt instead of training; its ``dropouts`` are then the model's own single value."""
 
     dataset: str
     cell: str
@@ -44,6 +49,7 @@ class RunSpec:
     epochs: float = 0.0               # 0: the preset's
     pilot_from: str = ""              # take the learning rate of this dataset's pilot ("": its own)
     role: str = "headline"            # headline | scaling (the small model of the errors comparison)
+    model: str = ""                   # a trained model folder to adopt, by name under the models directory
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,9 @@ class Preset:
         for k, default in _LATER_FIELDS.items():  # fields added later leave older presets' fingerprints as they were
             if d[k] == default:
                 d.pop(k)
+        for run in d.get("runs", ()):
+            if not run["model"]:
+                run.pop("model")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -127,6 +136,18 @@ PRESETS: dict[str, Preset] = {
               RunSpec("warpeace", "lstm", 2, "50k", (0.0,), role="scaling"),
               RunSpec("linux", "lstm", 2, "1.3m", (0.25,), epochs=20, pilot_from="warpeace")),
         lr_pilot=(2e-3, 1e-3, 5e-4, 2.5e-4), patience=4, precision="auto", census=True),
+    "shipped": Preset(
+        "shipped", "the analyses of the paper on the models shipped in models/, without training: War and Peace "
+        "LSTM, GRU and RNN at 1.3M (2 layers), the 50K LSTM for the scaling comparison, the Linux Kernel LSTM "
+        "(each with its own dropout and recipe, see its README.md); Table 2 (cpu preset), every analysis on the "
+        "full test splits and the census of cells", ("warpeace", "linux"), 0, ("lstm", "gru", "rnn"), (2,),
+        ("1.3m",), (0.0, 0.25, 0.3), epochs=30, baseline="cpu", analysis_chars=330_000,
+        runs=(RunSpec("warpeace", "lstm", 2, "1.3m", (0.3,), model="wp-lstm-1.3m"),
+              RunSpec("warpeace", "gru", 2, "1.3m", (0.3,), model="wp-gru-1.3m"),
+              RunSpec("warpeace", "rnn", 2, "1.3m", (0.0,), model="wp-rnn-1.3m"),
+              RunSpec("warpeace", "lstm", 2, "50k", (0.0,), role="scaling", model="wp-lstm-50k"),
+              RunSpec("linux", "lstm", 2, "1.3m", (0.25,), model="lk-lstm-1.3m")),
+        census=True),
 }
 DATASETS = ("warpeace", "linux", "pystdlib")
 _LATER_FIELDS = {"runs": (), "lr": 2e-3, "lr_pilot": (), "pilot_steps": 0, "pilot_eval_chars": 100_000, "patience": 0,
@@ -241,8 +262,10 @@ def pilot_id(dataset: str, cell: str, layers: int, budget: str) -> str:
     return f"pilot/{dataset}/{cell}-{layers}l-{budget}"
 
 
-def build_plan(preset: Preset, infos: list[CorpusInfo], gpu: bool = False) -> list[Stage]:
-    """Every stage of the reproduction for these corpora, each after the stages it depends on."""
+def build_plan(preset: Preset, infos: list[CorpusInfo], gpu: bool = False,
+               adopted: dict[str, int] | None = None) -> list[Stage]:
+    """Every stage of the reproduction for these corpora, each after the stages it depends on. ``adopted``: the
+    parameter count of each model folder the preset adopts (for the listing; :func:`.adopt.find_models`)."""
     flops = GPU_FLOPS if gpu else CPU_FLOPS
     speedup = 1.0 if gpu else _cpu_speedup(preset)
     stages: list[Stage] = []
@@ -259,6 +282,9 @@ def build_plan(preset: Preset, infos: list[CorpusInfo], gpu: bool = False) -> li
             hidden = hidden_for_budget(spec.cell, spec.layers, parse_budget(spec.budget, info.vocab_size), info.vocab_size)
             n = param_count(spec.cell, spec.layers, hidden, info.vocab_size)
             deps: tuple[str, ...] = (data_id,)
+            if spec.model:
+                train_ids.append(_adopt_stage(stages, spec, ds, hidden, (adopted or {}).get(spec.model, n)))
+                continue
             if preset.lr_pilot:
                 pid = pilot_id(spec.pilot_from or ds, spec.cell, spec.layers, spec.budget)
                 if pid not in pilots:
@@ -296,6 +322,18 @@ def build_plan(preset: Preset, infos: list[CorpusInfo], gpu: bool = False) -> li
                                 soft_deps=tuple(train_ids), est_seconds=len(train_ids) * _analysis_estimate("cells", preset, info),
                                 size=f"{len(train_ids)} models x {preset.analysis_chars:,} chars"))
     return stages
+
+
+def _adopt_stage(stages: list[Stage], spec: RunSpec, ds: str, hidden: int, n: int) -> str:
+    """The stage that adopts the trained model ``spec.model`` (one dropout: the model's own); returns its id."""
+    if len(spec.dropouts) != 1:
+        raise RnnlensError(f"the run adopting {spec.model} lists dropouts {spec.dropouts}; give it one: the model's own")
+    dropout = spec.dropouts[0]
+    sid = f"train/{ds}/{run_name(spec.cell, spec.layers, spec.budget, dropout)}"
+    stages.append(Stage(sid, "adopt", ds, {"cell": spec.cell, "layers": spec.layers, "budget": spec.budget,
+                        "hidden": hidden, "dropout": dropout, "role": spec.role, "model": spec.model},
+                        deps=(f"data/{ds}",), est_seconds=1.0, size=f"adopts {spec.model} (no training)", param_count=n))
+    return sid
 
 
 def _pilot_steps(preset: Preset, info: CorpusInfo) -> int:

@@ -63,7 +63,7 @@ def collect(root: str | os.PathLike) -> dict[str, Any]:
         if rec is not None:
             stages[s["id"]] = {"status": "done", "wall_s": rec["wall_s"], "finished": _iso(rec["finished"])}
             wall_by_kind[s["kind"]] = wall_by_kind.get(s["kind"], 0.0) + rec["wall_s"]
-            if s["kind"] not in ("data", "train"):
+            if s["kind"] not in ("data", "train", "adopt"):
                 per_dataset.setdefault(s["dataset"], {})[s["kind"]] = rec["result"]
         elif failed.is_file():
             stages[s["id"]] = {"status": "failed", "error": read_json(failed)["error"].splitlines()[0]}
@@ -111,9 +111,16 @@ def differences(results: dict[str, Any]) -> list[str]:
     out.append(f"Grid: types {', '.join(st['cells'])}; depths {', '.join(map(str, st['depths']))}; budgets "
                f"{', '.join(st['budgets'])} (the paper: rnn/lstm/gru x 1-3 layers x 50k-1.3m).")
     steps = f", at most {st['max_steps']} updates" if st["max_steps"] else ""
-    out.append(f"Training: {st['epochs']:g} epoch(s){steps} at batch {st['batch_size']} x unroll {st['seq_len']} "
-               "(the paper: 50 epochs at 100 x 100); dropout chosen on validation among "
-               f"{', '.join(f'{d:g}' for d in st['dropouts'])} (the paper's values are not published).")
+    adopted = [r for r in st.get("runs", []) if r.get("model")]
+    if adopted:  # the adopt stages' records say how each model was trained
+        where = (results["provenance"].get("invocations") or [{}])[-1].get("models_dir", "the models folder")
+        out.append(f"Training: none in this reproduction; it adopts models trained beforehand, from {where} "
+                   f"(relative to this folder): {', '.join(r['model'] for r in adopted)}; each one's recipe is in its "
+                   "README.md and config.json, its epochs, updates and learning rate in its stage record (stages/train).")
+    else:
+        out.append(f"Training: {st['epochs']:g} epoch(s){steps} at batch {st['batch_size']} x unroll {st['seq_len']} "
+                   "(the paper: 50 epochs at 100 x 100); dropout chosen on validation among "
+                   f"{', '.join(f'{d:g}' for d in st['dropouts'])} (the paper's values are not published).")
     out.append(f"Table 2: rnnlens.baselines.table preset `{st['baseline']}`. Analyses on {st['analysis_chars']:,} test "
                "characters. The map of models uses classical MDS (numpy) instead of the paper's t-SNE.")
     names = {"gates": "gate saturation (Fig. 3)", "cells": "interpretable cells (Fig. 2)",

@@ -58,7 +58,7 @@ def gather(root: str | os.PathLike, plan: dict[str, Any], dataset: str
     by_type: dict[str, list[tuple[dict[str, Any], Curve]]] = {}
     skipped: list[dict[str, str]] = []
     for s in plan.get("stages", []):
-        if s.get("kind") != "train" or s.get("dataset") != dataset:
+        if s.get("kind") not in ("train", "adopt") or s.get("dataset") != dataset:
             continue
         path = run_dir(root, s)
         if not (path / CONFIG).is_file():

@@ -15,6 +15,7 @@ import torch
 
 from ..exceptions import RnnlensError
 from ..lock import acquire, release
+from .adopt import adopted_specs, find_models
 from .executor import Backend, InlineBackend, LocalBackend, Outcome, Progress, default_workers, prepare_out_dir, run_plan
 from .plan import Preset, Stage, build_plan, check_order, corpus_info, get_preset, parse_datasets
 from .report import git_commit, write_report
@@ -28,17 +29,23 @@ class Planned:
     stages: list[Stage]
     workers: int
     requested_workers: int = 0  # what the user asked for (0: the default of the executor)
+    models_dir: str | None = None  # the folder of the adopted models (absolute), when the preset adopts any
 
 
 def make_plan(preset: str | Preset, datasets: str | None, data_dir: str | None, device: str,
-              workers: int = 0) -> Planned:
-    """Validate the inputs (unknown preset or dataset, missing corpus: RnnlensError) and build the plan.
-    ``preset``: a name of :data:`.plan.PRESETS` or a :class:`.plan.Preset` (e.g. one with changed epochs)."""
+              workers: int = 0, models_dir: str | os.PathLike = "models") -> Planned:
+    """Validate the inputs (unknown preset or dataset, missing corpus, a model to adopt missing from
+    ``models_dir`` or not the one listed: RnnlensError) and build the plan. ``preset``: a name of
+    :data:`.plan.PRESETS` or a :class:`.plan.Preset` (e.g. one with changed epochs)."""
     p = preset if isinstance(preset, Preset) else get_preset(preset)
     names = parse_datasets(datasets, p)
-    stages = build_plan(p, [corpus_info(n, p, data_dir) for n in names], gpu=device.startswith("cuda"))
+    adopts = bool(adopted_specs(p, names))
+    adopted = find_models(p, names, models_dir) if adopts else None
+    stages = build_plan(p, [corpus_info(n, p, data_dir) for n in names], gpu=device.startswith("cuda"),
+                        adopted=adopted)
     check_order(stages)
-    return Planned(p, names, stages, workers or default_workers(device), workers)
+    return Planned(p, names, stages, workers or default_workers(device), workers,
+                   str(Path(models_dir).resolve()) if adopts else None)
 
 
 @contextlib.contextmanager
@@ -86,6 +93,8 @@ def reproduce(out: str | os.PathLike, planned: Planned, device: str = "cpu", dat
                   "device": device_name(device), "workers": planned.workers, "torch": torch.__version__,
                   "git_commit": git_commit(),
                   "datasets": list(planned.datasets)}
+    if planned.models_dir:  # relative to the output root, like the records' run paths
+        invocation["models_dir"] = os.path.relpath(planned.models_dir, root)
     if root.exists() and not root.is_dir():
         raise RnnlensError(f"--out {root} is a file, not a folder; choose another --out")
     fresh = not root.exists()
@@ -100,7 +109,7 @@ def reproduce(out: str | os.PathLike, planned: Planned, device: str = "cpu", dat
         prepare_out_dir(root, planned.preset, planned.datasets, planned.stages, force, invocation)
         if threads <= 0:  # torch's choice in every worker oversubscribes the cores: 2 x 2 threads ran 8x slower
             threads = max(1, (os.cpu_count() or 1) // max(1, planned.workers))
-        ctx = Context(str(root), planned.preset, device, data_dir, threads)
+        ctx = Context(str(root), planned.preset, device, data_dir, threads, planned.models_dir)
         backend = backend or (InlineBackend() if planned.workers == 1 else LocalBackend(planned.workers))
         try:
             with sigterm_interrupts():

@@ -36,6 +36,7 @@ class Context:
     device: str = "cpu"
     data_dir: str | None = None
     threads: int = 1
+    models_dir: str | None = None     # where adopted models are (absolute; see .adopt)
 
 
 def stage_dir(root: str | os.PathLike, stage_id: str) -> Path:
@@ -373,10 +374,16 @@ def _run_pilot(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
     return run_pilot(stage, ctx, out)
 
 
+def _run_adopt(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
+    from .adopt import run_adopt
+
+    return run_adopt(stage, ctx, out)
+
+
 STAGE_FUNCTIONS: dict[str, Callable[[Stage, Context, Path], dict[str, Any]]] = {
     "data": run_data, "pilot": _run_pilot, "train": run_train, "select": run_select, "baselines": run_baselines, "gates": run_gates,
     "cells": run_cells, "modelmap": run_modelmap, "compare": run_compare_stage, "errors": run_errors_stage,
-    "census": run_census,
+    "census": run_census, "adopt": _run_adopt,
 }
 
 
