@@ -92,7 +92,8 @@ def test_every_analysis_runs_on_the_adopted_folders(adopted):
         name = "m-" + r["stage"].split("/")[-1]
         assert len(r["val_loss"]) == len((models / name / "metrics.jsonl").read_text().splitlines())
     assert read_json(root / "plan.json")["invocations"][-1]["models_dir"] == "../models"
-    assert "adopts models trained beforehand, from ../models" in (root / "summary.md").read_text()
+    md = (root / "summary.md").read_text()
+    assert "adopts models trained beforehand, from ../models (relative to this folder): m-lstm-2l-8k-d0, " in md
     assert "Figure 6" in (root / "report.html").read_text()
 
 

@@ -111,7 +111,7 @@ def differences(results: dict[str, Any]) -> list[str]:
     out.append(f"Grid: types {', '.join(st['cells'])}; depths {', '.join(map(str, st['depths']))}; budgets "
                f"{', '.join(st['budgets'])} (the paper: rnn/lstm/gru x 1-3 layers x 50k-1.3m).")
     steps = f", at most {st['max_steps']} updates" if st["max_steps"] else ""
-    adopted = [r for r in st.get("runs", []) if r.get("model")]
+    adopted = [r for r in st.get("runs", []) if r.get("model") and r["dataset"] in results["datasets"]]
     if adopted:  # the adopt stages' records say how each model was trained
         where = (results["provenance"].get("invocations") or [{}])[-1].get("models_dir", "the models folder")
         out.append(f"Training: none in this reproduction; it adopts models trained beforehand, from {where} "
