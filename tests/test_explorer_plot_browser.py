@@ -12,7 +12,7 @@ import pytest
 
 from rnnlens.explorer.search import SearchConfig
 
-from _browser import app, page, pick_span, wait_until  # noqa: F401 (fixtures; tests/ is on sys.path)
+from _browser import app, page, pick_span, serve_split, wait_until  # noqa: F401 (fixtures; tests/ is on sys.path)
 
 
 def plot_state(pg) -> dict:
@@ -149,3 +149,42 @@ def test_scrolling_redraws_the_plot_for_the_new_window(page, app):
         assert int(first) == st["start"]  # the text lines the plot covers are marked
     finally:
         page.set_viewport_size({"width": 1400, "height": 800})
+
+
+@pytest.fixture(scope="module")
+def long_app(tiny, tmp_path_factory):
+    """(base URL, ExplorerData) over the tiny run's training split: enough lines that scrolling loads new ones."""
+    srv, data = serve_split(tmp_path_factory.mktemp("explorer-long"), tiny[0], "train")
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}", data
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_a_scroll_costs_one_request_for_the_text_and_the_plot(page, long_app):
+    """A scroll that needs new text lines gets the plot's states with them, one that does not asks for the
+    states alone: one request a scroll, either way."""
+    base, data = long_app
+    assert len(data.line_starts) > 200
+    pg = page.context.browser.new_page(viewport={"width": 1400, "height": 500})
+    asked: list[str] = []
+    pg.on("request", lambda r: asked.append(r.url[len(base):]) if r.url.startswith(base + "/api/") else None)
+    try:
+        pg.goto(base + "/")
+        pg.wait_for_selector("body[data-ready='1']", timeout=15_000)
+        wait_until(pg, lambda: plot_state(pg)["len"] > 0, "the plot to be drawn")
+        for line, kind in [(150, "/api/lines?"), (152, "/api/states?"), (20, "/api/lines?"), (21, "/api/states?")]:
+            asked.clear()
+            st = scroll_to_line(pg, data, line)
+            pg.wait_for_timeout(300)  # room for any further request the scroll would make
+            assert len(asked) == 1 and asked[0].startswith(kind), (line, asked)
+            if kind == "/api/lines?":
+                assert f"plot_line={line}&" in asked[0]
+            assert pg.locator(f"#win span[data-p='{st['start']}']").count() == 1  # the text is drawn there
+            vals = data.values[st["layer"] * data.hidden:(st["layer"] + 1) * data.hidden, st["start"]:st["start"] + st["len"]]
+            assert st["alpha"] == faint_reference(vals, st["W"], st["H"])  # and the plot drawn from the right states
+            first = pg.locator("#win .line.plotted").first.locator("span[data-p]").first.get_attribute("data-p")
+            assert int(first) == st["start"]
+    finally:
+        pg.close()
