@@ -63,7 +63,7 @@ def timed_get(conn: http.client.HTTPConnection, path: str) -> float:
 
 
 def brush(pg, first: int, last: int) -> None:
-    """Drag over window positions first..last on the hidden-state plot (as tests/test_explorer_browser.py)."""
+    """Drag over window positions first..last on the hidden-state plot (as tests/test_explorer_plot_browser.py)."""
     st = pg.evaluate("() => { const c = document.getElementById('plot-canvas'); return [+c.dataset.start, +c.dataset.len, c.width]; }")
     box = pg.locator("#plot-svg").bounding_box()
     x = lambda p: box["x"] + (p - st[0] + 0.5) * st[2] / st[1]  # noqa: E731

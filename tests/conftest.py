@@ -24,3 +24,36 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+# ---- the explorer's tests (tests/test_explorer_*.py; helpers in tests/_explorer.py) ----
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """(run dir, ExplorerData over its test split, cache dir, (model, cfg, split, symbols)) of a tiny 2-layer
+    LSTM trained once for the whole session."""
+    from _explorer import train_tiny
+    from rnnlens.explorer.data import load_explorer
+    from rnnlens.run import load_model, load_splits, load_symbols
+
+    tmp = tmp_path_factory.mktemp("explorer")
+    run = train_tiny(tmp)
+    model, cfg, _ = load_model(run, "best", "cpu")
+    symbols = load_symbols(cfg)
+    split = load_splits(cfg)["test"]
+    data = load_explorer(model, cfg, split, symbols, "test", run, cache_dir=tmp / "cache")
+    return run, data, tmp / "cache", (model, cfg, split, symbols)
+
+
+@pytest.fixture(scope="module")
+def tiny_server(tiny):
+    """The port of an explorer server (open, loopback) over the tiny run's test split."""
+    from rnnlens.explorer.server import make_server, serve_in_thread
+
+    srv = make_server(tiny[1], "127.0.0.1", 0)
+    serve_in_thread(srv)
+    try:
+        yield srv.server_address[1]
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -3,10 +3,6 @@ classification, and a real server in token-required mode on 127.0.0.1 spoken to 
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from http.cookiejar import CookieJar
@@ -17,7 +13,7 @@ from rnnlens.cli import main
 from rnnlens.exceptions import RnnlensError
 from rnnlens.explorer.access import Access, check_token, is_loopback
 from rnnlens.explorer.server import make_server, serve_in_thread
-from test_explorer import tiny  # noqa: F401 (the tiny run's fixture; tests/ is on sys.path)
+from _explorer import serve_process  # tests/ is on sys.path (pytest rootdir-relative imports)
 
 
 @pytest.mark.parametrize("host, loopback", [
@@ -62,7 +58,7 @@ def fetch(opener: urllib.request.OpenerDirector, url: str | urllib.request.Reque
 
 
 @pytest.fixture(scope="module")
-def guarded(tiny):  # noqa: F811
+def guarded(tiny):
     srv = make_server(tiny[1], "127.0.0.1", 0, token_required=True)
     serve_in_thread(srv)
     try:
@@ -89,7 +85,7 @@ def test_a_guarded_server_refuses_requests_without_the_token(guarded):
         "Cookie": f"{guarded.access.cookie_name}=nottheright0123456789"}))[0] == 403
 
 
-def test_the_token_opens_the_page_and_its_cookie_the_json_endpoints(guarded, tiny):  # noqa: F811
+def test_the_token_opens_the_page_and_its_cookie_the_json_endpoints(guarded, tiny):
     import json
 
     base = f"http://127.0.0.1:{guarded.server_address[1]}"
@@ -115,7 +111,7 @@ def test_the_token_opens_the_page_and_its_cookie_the_json_endpoints(guarded, tin
     assert fetch(browser, base + "/api/nope")[0] == 404  # past the token, errors are as before
 
 
-def test_loopback_stays_open_by_default(tiny):  # noqa: F811
+def test_loopback_stays_open_by_default(tiny):
     srv = make_server(tiny[1], "127.0.0.1", 0)
     serve_in_thread(srv)
     try:
@@ -130,25 +126,13 @@ def test_loopback_stays_open_by_default(tiny):  # noqa: F811
         srv.server_close()
 
 
-def test_serve_prints_the_url_with_its_token(tiny, capsys):  # noqa: F811
+def test_serve_prints_the_url_with_its_token(tiny, capsys):
     assert main(["serve", str(tiny[0]), "--token", "too-short"]) == 2
     err = capsys.readouterr().err
     assert "--token" in err and "Traceback" not in err
     token = "given-token_0123456789"
-    cmd = [sys.executable, "-m", "rnnlens", "serve", str(tiny[0]), "--port", "0", "--cache", str(tiny[2]),
-           "--device", "cpu", "--token", token]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    try:
-        for line in proc.stderr:
-            m = re.search(r"(http://127\.0\.0\.1:\d+/)\?token=(\S+)", line)
-            if m:
-                break
-        else:
-            pytest.fail(f"no address printed; exit {proc.wait()}")
-        assert m.group(2) == token and "access needs the token" in line
+    with serve_process(tiny[0], tiny[2], "--token", token) as (m, line):
+        assert m.group(3) == token and "access needs the token" in line
         plain = urllib.request.build_opener()
         assert fetch(plain, m.group(1) + "api/info")[0] == 403
         assert fetch(plain, f"{m.group(1)}api/info?token={token}")[0] == 200
-    finally:
-        proc.terminate()
-        proc.wait(10)

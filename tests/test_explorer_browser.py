@@ -1,78 +1,18 @@
-"""The explorer in a real browser (headless Chromium driven by Playwright): page loads, a cell click
-recolours the text, a selected span returns matches, a scatter click selects its cell, hover shows
-predictions. Skips when /usr/bin/chromium or the playwright package is absent (no browser is downloaded)."""
+"""The explorer in a real browser (headless Chromium driven by Playwright; rnnlens.explorer.assets): page
+loads, a cell click recolours the text, a selected span returns matches, a scatter click selects its cell,
+hover shows predictions (the hidden-state plot: tests/test_explorer_plot_browser.py). Skips when
+/usr/bin/chromium or the playwright package is absent (no browser is downloaded)."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
-import pytest
 
-from rnnlens.explorer.data import load_explorer
 from rnnlens.explorer.search import SearchConfig
 from rnnlens.explorer.server import make_server, serve_in_thread
-from rnnlens.ngram.model import KneserNeyLM, NGramConfig, row_streams
-from rnnlens.run import load_model, load_splits, load_symbols
 
-from test_explorer import train_tiny  # tests/ is on sys.path (pytest rootdir-relative imports)
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed "
-                               "(pip install playwright; the browser comes from apt: apt-get install chromium)")
-if not CHROMIUM.is_file():
-    pytest.skip(f"{CHROMIUM} not found (apt-get install -y chromium)", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    """(base URL, ExplorerData) of a server over a tiny run's test split."""
-    tmp = tmp_path_factory.mktemp("explorer-browser")
-    run = train_tiny(tmp)
-    model, cfg, _ = load_model(run, "best", "cpu")
-    train = load_splits(cfg)["train"]
-    lm = KneserNeyLM.fit_streams(row_streams(train.x, train.y), cfg.model.vocab_size, NGramConfig(3),
-                                 unit=cfg.vocab.unit, symbols=cfg.vocab.symbols)
-    lm.save(tmp / "lm.safetensors")
-    data = load_explorer(model, cfg, load_splits(cfg)["test"], load_symbols(cfg), "test", run, cache_dir=tmp / "cache",
-                         ngram_path=tmp / "lm.safetensors", oracles=True)
-    srv = make_server(data, "127.0.0.1", 0)
-    serve_in_thread(srv)
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}", data
-    finally:
-        srv.shutdown()
-        srv.server_close()
-
-
-@pytest.fixture(scope="module")
-def page(app):
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            pg = browser.new_page(viewport={"width": 1400, "height": 800})
-            remote: list[str] = []
-            pg.on("request", lambda r: remote.append(r.url) if not r.url.startswith(app[0]) else None)
-            pg.goto(app[0] + "/")
-            pg.wait_for_selector("body[data-ready='1']", timeout=15_000)  # a selector wait needs no eval
-            yield pg
-            assert remote == [], f"the app asked the network for {remote}"
-        finally:
-            browser.close()
-
-
-def wait_until(pg, check, what: str, timeout_s: float = 10.0):
-    """Poll ``check()`` from Python (the app's Content-Security-Policy forbids Playwright's string waits)."""
-    for _ in range(int(timeout_s / 0.05)):
-        value = check()
-        if value:
-            return value
-        pg.wait_for_timeout(50)
-    raise AssertionError(f"timed out waiting for {what}")
+from _browser import app, page, pick_span, wait_until  # noqa: F401 (fixtures; tests/ is on sys.path)
 
 
 def backgrounds(pg) -> list[str]:
@@ -101,17 +41,6 @@ def test_clicking_a_cell_recolours_the_text(page, app, tmp_path):
     want = [f"c{math.floor(max(-1.0, min(1.0, v)) * 20 + 0.5) + 20}" for v in sent]  # JavaScript's Math.round
     assert [c.split()[0] for c in after] == want[:len(after)]
     page.screenshot(path=str(tmp_path / "cell.png"))
-
-
-def pick_span(page, data, positions: list[int]) -> tuple[int, int]:
-    """Indices (i, k) into the drawn spans of a 3-character span on one line whose selected cells recur elsewhere."""
-    spans = page.locator("#win span[data-p]")
-    for i in range(len(positions) - 2):
-        s, e = positions[i], positions[i + 2]
-        if e == s + 2 and data.search(s, e, SearchConfig(threshold=0.1))["count"] >= 2:
-            if spans.nth(i).bounding_box()["y"] == spans.nth(i + 2).bounding_box()["y"]:
-                return i, i + 2
-    raise AssertionError("no span with matches in the first drawn characters")
 
 
 def test_selecting_a_span_returns_matches(page, app, tmp_path):
@@ -264,140 +193,3 @@ def test_the_token_url_opens_the_whole_app_and_the_bare_url_is_refused(page, app
         srv.shutdown()
         srv.server_close()
 
-
-# ---- the hidden-state plot ----
-
-def plot_state(pg) -> dict:
-    """The plot's window (from the canvas' data attributes) and the alpha channel of its faint lines."""
-    return pg.evaluate("""() => { const cv = document.getElementById('plot-canvas');
-        const a = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data, alpha = [];
-        for (let i = 3; i < a.length; i += 4) alpha.push(a[i]);
-        const d = cv.dataset;
-        return {W: cv.width, H: cv.height, start: +d.start, len: +d.len, layer: +d.layer, lines: +d.lines, alpha}; }""")
-
-
-def plot_x(p: int, st: dict) -> float:  # the centre of window position p, as the page computes it
-    return ((p + 0.5) * st["W"]) / st["len"]
-
-
-def plot_y(v: float, h: int) -> float:
-    return 6 + ((1 - max(-1.0, min(1.0, v))) / 2) * (h - 12)
-
-
-def faint_reference(vals: np.ndarray, w: int, h: int) -> list[int]:
-    """The alpha image of one faint stroke (opacity a = min(0.16, 6 / C)) per row of ``vals`` (C, n) through
-    (x(p), y(v)): a pixel a stroke crosses counts once for it, k strokes give 1 - (1 - a)^k."""
-    n = vals.shape[1]
-    faint = min(0.16, 6 / vals.shape[0])
-    st = {"W": w, "len": n}
-    count = np.zeros(w * h, dtype=np.int64)
-    for row in vals.astype(np.float64):
-        seen: set[int] = set()
-
-        def hit(x: int, y0: float, y1: float) -> None:
-            seen.update(y * w + x for y in range(max(0, math.floor(y0)), min(h - 1, math.floor(y1)) + 1))
-
-        if n == 1:
-            hit(math.floor(plot_x(0, st)), plot_y(row[0], h), plot_y(row[0], h))
-        for p in range(n - 1):
-            xa, xb, ya, yb = plot_x(p, st), plot_x(p + 1, st), plot_y(row[p], h), plot_y(row[p + 1], h)
-            for x in range(math.floor(xa), min(w - 1, math.floor(xb)) + 1):
-                ta, tb = max(0.0, (x - xa) / (xb - xa)), min(1.0, (x + 1 - xa) / (xb - xa))
-                y0, y1 = ya + ta * (yb - ya), ya + tb * (yb - ya)
-                hit(x, min(y0, y1), max(y0, y1))
-        count[list(seen)] += 1
-    return [0 if k == 0 else math.floor(255 * (1 - (1 - faint) ** k) + 0.5) for k in count.tolist()]
-
-
-def scroll_to_line(page, data, line: int) -> dict:
-    top = page.evaluate(f"() => {{ const t = document.getElementById('text'); t.scrollTop = {line * 18}; return t.scrollTop; }}")
-    assert top == line * 18, f"the text cannot scroll to line {line}"
-    want = int(data.line_starts[line])
-    return wait_until(page, lambda: (lambda s: s if s["start"] == want else None)(plot_state(page)),
-                      f"the plot to show the window from line {line}")
-
-
-def test_the_plot_draws_one_faint_line_per_cell_and_the_selected_cell_strongly(page, app):
-    data = app[1]
-    H = data.hidden
-    page.select_option("#color", "cell")
-    scroll_to_line(page, data, 0)
-    page.locator("#cell-list li[data-cell='1:3']").click()
-    wait_until(page, lambda: page.locator("#plot-svg polyline.sel[data-cell='1:3']").count() == 1, "cell 1:3 drawn strongly")
-    st = plot_state(page)
-    assert (st["start"], st["layer"], st["lines"]) == (0, 1, H)
-    assert 100 <= st["len"] <= st["W"] // 2  # at least 2 px per character
-    vals = data.values[H:2 * H, st["start"]:st["start"] + st["len"]]  # (H, len) layer 1
-    assert st["alpha"] == faint_reference(vals, st["W"], st["H"])  # every cell, each one faint stroke
-    assert faint_reference(vals[:-1], st["W"], st["H"]) != st["alpha"]  # the last cell's stroke is in it too
-    sel = page.locator("#plot-svg polyline.sel")
-    pts = [tuple(map(float, xy.split(","))) for xy in sel.get_attribute("points").split()]
-    want = [(plot_x(p, st), plot_y(float(vals[3, p]), st["H"])) for p in range(st["len"])]
-    np.testing.assert_allclose(np.array(pts), np.array(want), atol=0.006)
-    style = sel.evaluate("e => [getComputedStyle(e).stroke, getComputedStyle(e).strokeWidth]")
-    assert style == ["rgb(230, 85, 13)", "2px"]  # orange and thick, over faint blue-grey
-    th = page.locator("#plot-svg line.threshold")
-    assert float(th.get_attribute("y1")) == pytest.approx(plot_y(float(page.input_value("#threshold")), st["H"]))
-    page.locator("#cell-list li[data-cell='0:5']").click()  # another layer's cell: the plot switches layer
-    wait_until(page, lambda: plot_state(page)["layer"] == 0, "the plot to show layer 0")
-    wait_until(page, lambda: page.locator("#plot-svg polyline.sel[data-cell='0:5']").count() == 1, "cell 0:5 drawn strongly")
-    assert page.input_value("#plot-layer") == "0"
-
-
-def search_shown(page) -> tuple[str, list[str], list[str]]:
-    return (page.locator("#match-count").inner_text(), page.locator("#search-results li").all_inner_texts(),
-            page.locator("#search-cells a").all_inner_texts())
-
-
-def test_brushing_the_plot_gives_the_search_of_selecting_the_same_text(page, app):
-    data = app[1]
-    scroll_to_line(page, data, 0)
-    page.fill("#threshold", "0.1")
-    positions = [int(p) for p in page.eval_on_selector_all("#win span[data-p]", "els => els.slice(0, 300).map(e => e.dataset.p)")]
-    i, k = pick_span(page, data, positions)
-    s, e = positions[i], positions[k]
-    a, b = page.locator("#win span[data-p]").nth(i).bounding_box(), page.locator("#win span[data-p]").nth(k).bounding_box()
-    page.mouse.move(a["x"] + 1, a["y"] + a["height"] / 2)  # select the text s..e
-    page.mouse.down()
-    page.mouse.move(b["x"] + b["width"] - 1, b["y"] + b["height"] / 2, steps=5)
-    page.mouse.up()
-    wait_until(page, lambda: page.locator("#match-count").inner_text(), "search results")
-    by_text = search_shown(page)
-    want = data.search(s, e, SearchConfig(threshold=0.1))
-    assert by_text[0] == f"{want['count']} matches" and len(by_text[1]) == len(want["matches"]) >= 2
-    page.evaluate("() => { for (const id of ['match-count', 'search-results', 'search-cells']) document.getElementById(id).replaceChildren(); }")
-    page.mouse.click(5, 5)  # drop the text selection
-    st = plot_state(page)
-    assert st["start"] <= s and e < st["start"] + st["len"]
-    box = page.locator("#plot-svg").bounding_box()
-    y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + plot_x(s - st["start"], st), y)  # brush s..e on the plot
-    page.mouse.down()
-    page.mouse.move(box["x"] + plot_x(e - st["start"], st), y, steps=5)
-    page.mouse.up()
-    wait_until(page, lambda: page.locator("#match-count").inner_text(), "search results from brushing")
-    assert search_shown(page) == by_text  # the same count, matches and cells
-    page.mouse.move(box["x"] + box["width"] - 2, y, steps=3)  # moving on after the release keeps the range
-    rect = page.locator("#plot-svg rect.brush")
-    assert float(rect.get_attribute("x")) == pytest.approx((s - st["start"]) * st["W"] / st["len"])
-    assert float(rect.get_attribute("width")) == pytest.approx((e - s + 1) * st["W"] / st["len"])
-    shown = sorted(int(p.split(":")[1]) for p in page.eval_on_selector_all(
-        "#plot-svg polyline.search", "els => els.map(e => e.dataset.cell)"))
-    assert shown == sorted(c["index"] for c in want["cells"] if c["layer"] == st["layer"])  # the result's cells, strong
-    assert page.locator("#win span.match").count() >= 3  # and marked in the text as a selection's are
-
-
-def test_scrolling_redraws_the_plot_for_the_new_window(page, app):
-    data = app[1]
-    page.set_viewport_size({"width": 1400, "height": 500})  # the tiny split's 28 lines then scroll
-    try:
-        before = scroll_to_line(page, data, 0)
-        line = 10
-        st = scroll_to_line(page, data, line)
-        assert st["start"] == data.line_starts[line] != before["start"]
-        vals = data.values[st["layer"] * data.hidden:(st["layer"] + 1) * data.hidden, st["start"]:st["start"] + st["len"]]
-        assert st["alpha"] == faint_reference(vals, st["W"], st["H"]) != before["alpha"]
-        first = page.locator("#win .line.plotted").first.locator("span[data-p]").first.get_attribute("data-p")
-        assert int(first) == st["start"]  # the text lines the plot covers are marked
-    finally:
-        page.set_viewport_size({"width": 1400, "height": 800})

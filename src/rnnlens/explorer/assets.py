@@ -111,7 +111,9 @@ function visibleWindow() {
   return [first, count, top, rows];
 }
 
-async function render(force) {
+// withPlot (scrolling): the request also carries the hidden-state plot's window and its
+// answer the states, so the text and the plot cost one round trip (plotQuery, plotShow in the plot's code)
+async function render(force, withPlot, t0) {
   if (!S.info) return;
   const [first, count, top, rows] = visibleWindow();
   const loadedEnd = S.first + S.count;
@@ -119,10 +121,13 @@ async function render(force) {
   const seq = ++S.seq;
   let q = `/api/lines?first=${first}&count=${count}&color=${S.color}`;
   if (S.cell) q += `&cell=${S.cell[0]}:${S.cell[1]}`;
+  const plotSeq = withPlot && top < first + count ? ++PLOT.seq : 0;
+  if (plotSeq) q += plotQuery();
   try {
     const d = await api(q);
     if (seq !== S.seq) return false;
     draw(d);
+    if (d.states && plotSeq === PLOT.seq) plotShow(d.states, t0);
     return true;
   } catch (e) { status(e.message, true); return false; }
 }
@@ -335,7 +340,7 @@ async function init() {
     const box = $('text');
     box.addEventListener('scroll', () => {
       const t0 = performance.now();
-      requestAnimationFrame(async () => { if (await render(false)) mark('scroll', t0); plotFollow(t0); });
+      requestAnimationFrame(async () => { if (await render(false, true, t0)) mark('scroll', t0); plotFollow(t0); });
     });
     box.addEventListener('mouseover', onHover);
     box.addEventListener('mouseup', () => { const t0 = performance.now(); setTimeout(() => onSelect(t0), 0); });

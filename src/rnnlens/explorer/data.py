@@ -164,6 +164,19 @@ class ExplorerData:
                 "state": "tanh(c)" if self.state == "c" else "h", "dtype": "float16",
                 "values": base64.b64encode(raw).decode("ascii")}
 
+    def plot_window(self, line: int, rows: int, max_len: int, end: int | None = None) -> tuple[int, int]:
+        """(start, length) of the hidden-state plot's window as the page computes it: from the start of display
+        line ``line`` to the start of line ``line + rows`` (or ``end``, the end of the lines the page holds, if
+        sooner), at most ``max_len`` and ``config.max_window`` positions, at least one."""
+        total = len(self.line_starts)
+        if not 0 <= line < total or rows < 1 or max_len < 1:
+            raise RnnlensError(f"a plot window needs a line in 0..{total - 1}, rows >= 1 and a length >= 1; got "
+                               f"line {line}, rows {rows}, length {max_len}")
+        a = int(self.line_starts[line])
+        b = int(self.line_starts[line + rows]) if line + rows < total else self.n
+        b = b if end is None else min(b, end)
+        return a, max(1, min(b - a, max_len, self.config.max_window))
+
     def ablation(self, layer: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(loss (N,), logits (B, cols, K) float16) of the model with cell ``layer:index`` set to zero at every
         step (inside the recurrence, :mod:`rnnlens.capture.hooks`); computed once per cell, the last two kept."""

@@ -12,8 +12,10 @@ What it draws, for the plot's window of the text (the visible lines from the top
 - the search threshold as a dashed horizontal line, and a tick where each display line starts.
 
 Dragging over the plot (brushing) selects that range of positions and runs the same search as selecting
-that text (``runSearch`` in :mod:`.assets`). The plot fetches ``/api/states`` for its window whenever the
-window or the layer changes (scrolling, resizing, choosing a layer or selecting a cell of another layer).
+that text (``runSearch`` in :mod:`.assets`). A scroll costs one request: when it needs new text lines, their
+``/api/lines`` request carries the plot's window (``plotQuery``: ``plot_layer``, ``plot_line``, ``plot_rows``,
+``plot_len``) and its answer the states; otherwise (the lines are loaded already, or on resizing, choosing a
+layer or selecting a cell of another layer) the plot fetches ``/api/states`` for its window alone.
 """
 
 from __future__ import annotations
@@ -65,18 +67,29 @@ function plotSize() { return [Math.max(50, $('hplot-box').clientWidth), 150]; }
 const plotX = (p, W) => ((p + 0.5) * W) / PLOT.len;  // centre of window position p (0-based)
 const plotY = (v, H) => PLOT_PAD + ((1 - Math.max(-1, Math.min(1, v))) / 2) * (H - 2 * PLOT_PAD);
 
+function plotSpan() {  // [top line, visible rows, most positions] of the plot's window (/api/lines' plot_*)
+  const box = $('text');
+  return [Math.floor(box.scrollTop / LH), Math.max(1, Math.ceil(box.clientHeight / LH)),
+          Math.min(Math.floor(plotSize()[0] / MIN_PX), S.info.max_window)];
+}
+// the plot's window asked for with the lines (server: ExplorerData.plot_window computes it as plotWindow does)
+function plotQuery() { const [top, rows, most] = plotSpan(); return `&plot_layer=${PLOT.layer}&plot_line=${top}&plot_rows=${rows}&plot_len=${most}`; }
+
 function plotWindow() {  // [start, len, first line, last line] of the visible text, or null when not loaded
-  const L = S.lines, box = $('text');
+  const L = S.lines;
   if (!L) return null;
-  const top = Math.floor(box.scrollTop / LH), rows = Math.max(1, Math.ceil(box.clientHeight / LH));
+  const [top, rows, most] = plotSpan();
   const i0 = top - L.first;
   if (i0 < 0 || i0 >= L.starts.length) return null;
   const a = L.starts[i0], iEnd = i0 + rows;
   const b = iEnd < L.starts.length ? L.starts[iEnd] : L.end;
-  const len = Math.max(1, Math.min(b - a, Math.floor(plotSize()[0] / MIN_PX), S.info.max_window));
-  let last = i0;
-  while (last + 1 < L.starts.length && L.starts[last + 1] < a + len) last++;
-  return [a, len, top, L.first + last];
+  const len = Math.max(1, Math.min(b - a, most));
+  return [a, len, top, plotLastLine(i0, a + len)];
+}
+function plotLastLine(i, end) {  // the last loaded display line from index i that starts before position end
+  const L = S.lines;
+  while (i + 1 < L.starts.length && L.starts[i + 1] < end) i++;
+  return L.first + i;
 }
 
 function markPlotted() {  // a bar left of the text lines the plot covers
@@ -94,17 +107,22 @@ async function plotFollow(t0, force) {
   const seq = ++PLOT.seq, layer = PLOT.layer;
   try {
     const d = await api(`/api/states?start=${start}&len=${len}&layer=${layer}`);
-    if (seq !== PLOT.seq) return;
-    const bin = atob(d.values), u8 = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
-    const u16 = new Uint16Array(u8.buffer), vals = new Float32Array(u16.length);
-    for (let i = 0; i < u16.length; i++) vals[i] = F16[u16[i]];
-    Object.assign(PLOT, { start: d.start, len: d.len, cells: d.cells, vals, shownLayer: d.layer });
-    $('plot-caption').textContent = `${d.state}, ${d.cells} cells; positions ${d.start}..${d.start + d.len - 1} (lines ${l0}..${l1}); drag to search a range`;
-    drawFaint();
-    drawStrong();
-    if (t0 !== undefined) mark('plot', t0);
+    if (seq === PLOT.seq) plotShow(d, t0);
   } catch (e) { status(e.message, true); }
+}
+
+function plotShow(d, t0) {  // draw an /api/states answer (or the states of an /api/lines answer)
+  const bin = atob(d.values), u8 = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
+  const u16 = new Uint16Array(u8.buffer), vals = new Float32Array(u16.length);
+  for (let i = 0; i < u16.length; i++) vals[i] = F16[u16[i]];
+  Object.assign(PLOT, { start: d.start, len: d.len, cells: d.cells, vals, shownLayer: d.layer });
+  const L = S.lines, i0 = L.starts.findIndex((s, i) => s <= d.start && (i + 1 === L.starts.length || L.starts[i + 1] > d.start));
+  const lines = i0 < 0 ? '' : ` (lines ${L.first + i0}..${plotLastLine(i0, d.start + d.len)})`;
+  $('plot-caption').textContent = `${d.state}, ${d.cells} cells; positions ${d.start}..${d.start + d.len - 1}${lines}; drag to search a range`;
+  drawFaint();
+  drawStrong();
+  if (t0 !== undefined) mark('plot', t0);
 }
 
 function drawFaint() {  // every cell of the layer: one faint stroke each, rasterised here

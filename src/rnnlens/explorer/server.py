@@ -10,7 +10,7 @@ Endpoints (GET only; every parameter is checked, unknown ones are refused; error
 | ``/api/info`` | none | model, text size, number of display lines, defaults |
 | ``/api/cells`` | none | every cell with its best feature and score |
 | ``/api/gates`` | none | per layer and gate type, every unit's left/right saturated fractions |
-| ``/api/lines`` | ``first``, ``count``, ``color`` (cell, loss, error, ablation), ``cell`` (L:I) | a window of display lines |
+| ``/api/lines`` | ``first``, ``count``, ``color`` (cell, loss, error, ablation), ``cell`` (L:I); ``plot_layer``, ``plot_line``, ``plot_rows``, ``plot_len`` | a window of display lines; with ``plot_*``, ``states``: the ``/api/states`` answer for the hidden-state plot's window (``ExplorerData.plot_window``), so a scroll costs one request |
 | ``/api/predict`` | ``pos``, ``ablate`` (L:I) | top next-character candidates, the actual one's probability (and the n-gram's) |
 | ``/api/search`` | ``start``, ``end``, ``threshold``, ``limit`` | LSTMVis pattern search over the span |
 | ``/api/states`` | ``start``, ``len``, ``layer`` | every cell of a layer over a window, float16 in base64 |
@@ -41,6 +41,7 @@ from .search import SearchConfig
 _INT = re.compile(r"-?\d{1,12}")
 _FLOAT = re.compile(r"-?\d{1,3}(\.\d{1,6})?")
 _CELL = re.compile(r"(\d{1,4}):(\d{1,6})")
+_PLOT = ("plot_layer", "plot_line", "plot_rows", "plot_len")  # /api/lines: the plot's window in the same answer
 
 
 class BadRequest(Exception):
@@ -110,7 +111,7 @@ class Api:
             "/api/info": (set(), lambda p: data.info()),
             "/api/cells": (set(), lambda p: {"cells": data.cells}),
             "/api/gates": (set(), lambda p: {"cell": data.cfg.model.cell, "gates": data.gates}),
-            "/api/lines": ({"first", "count", "color", "cell"}, self.lines),
+            "/api/lines": ({"first", "count", "color", "cell", *_PLOT}, self.lines),
             "/api/predict": ({"pos", "ablate"}, lambda p: data.predict(_int(p, "pos", 0, data.n - 1),
                                                                         _cell(p, data, "ablate"))),
             "/api/search": ({"start", "end", "threshold", "limit"}, self.search),
@@ -122,8 +123,15 @@ class Api:
         color = p.get("color", "cell")
         if color not in ("cell", "loss", "error", "ablation"):
             raise BadRequest("color must be cell, loss, error or ablation")
-        return d.lines(_int(p, "first", 0, len(d.line_starts) - 1), _int(p, "count", 1, d.config.max_lines, 50),
-                       color, _cell(p, d))
+        out = d.lines(_int(p, "first", 0, len(d.line_starts) - 1), _int(p, "count", 1, d.config.max_lines, 50),
+                      color, _cell(p, d))
+        if any(k in p for k in _PLOT):
+            first, shown = out["first"], len(out["starts"])
+            line = _int(p, "plot_line", first, first + shown - 1)  # the plot's top line is among these lines
+            start, length = d.plot_window(line, _int(p, "plot_rows", 1, d.config.max_lines),
+                                          _int(p, "plot_len", 1, d.config.max_window), out["end"])
+            out["states"] = d.states(start, length, _int(p, "plot_layer", 0, d.layers - 1))
+        return out
 
     def search(self, p: dict[str, str]) -> Any:
         d = self.data
