@@ -243,7 +243,7 @@ def test_errors_command_end_to_end(tmp_path, capsys):
     from rnnlens.commands import errors as errors_cmd
 
     rng = np.random.default_rng(0)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", '"yes"', "no,"]
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", '"yes"', "no,", "cap", "car", "can"]
     (tmp_path / "t.txt").write_text(" ".join(rng.choice(words, size=1800)) + "\n")
     runs = []
     for steps in (40, 4):
@@ -282,6 +282,22 @@ def test_errors_command_end_to_end(tmp_path, capsys):
     res_old = json.loads(capsys.readouterr().out)
     assert res_old["oracles"] == {**OracleConfig.before_issue_14(ngram_ns=(1, 2, 3)).to_dict(), "ngram_ns": [1, 2, 3]}
     assert res_old["models"]["run40"]["errors"] == res["models"]["run40"]["errors"]
+    # --vs applies every oracle option to both runs: each breakdown is the one of that run analysed alone
+    opts = ["--ngram-n", "1,2,3", "--memory", "10,100", "--memory-match", "predict", "--memory-scope", "text",
+            "--rare-from", "second", "--apostrophe", "quote", "--boost-max", "0.4", "--out", str(out), "--json"]
+    pair = parser.parse_args(["errors", str(runs[0]), "--vs", str(runs[1]), *opts])
+    assert pair.func(pair) == 0
+    res_pair = json.loads(capsys.readouterr().out)
+    assert res_pair["oracles"]["memory_match"] == "predict" and res_pair["oracles"]["memory_scope"] == "text"
+    for run in runs:
+        alone = parser.parse_args(["errors", str(run), *opts])
+        assert alone.func(alone) == 0
+        assert json.loads(capsys.readouterr().out)["models"][run.name] == res_pair["models"][run.name]
+    # and predict matters on this text (cap, car, can, cat: "ca" has four continuations), so it cannot be dropped
+    literal = parser.parse_args(["errors", str(runs[1]), *[v if v != "predict" else "word" for v in opts]])
+    assert literal.func(literal) == 0
+    mem = lambda r: r["models"]["run4"]["families"]["memory"]["removed"]  # noqa: E731
+    assert mem(json.loads(capsys.readouterr().out)) > mem(res_pair)
     both = parser.parse_args(["errors", str(runs[0]), "--boost", "0.1", "--boost-max", "0.4", "--out", str(out)])
     with pytest.raises(RnnlensError, match="not both"):
         both.func(both)

@@ -348,10 +348,48 @@ def _baseline_estimate(preset: Preset, info: CorpusInfo) -> float:
     return {"quick": 120.0, "cpu": 1200.0, "paper": 4 * 3600.0}.get(preset.baseline, 600.0) * info.size / 3_258_250
 
 
+# ----- the baselines' settings (rnnlens.baselines presets, plus a smoke one) ----------------------------------
+SMOKE_BASELINE = dict(ngram_ns=(1, 2, 3), nnn_ns=(1, 2), hiddens=(16,), epochs=1, epoch_positions=20_000,
+                      batch=256, patience=1)
+
+
+def baseline_preset(name: str):
+    """The rnnlens.baselines preset ``name`` (``smoke``: SMOKE_BASELINE)."""
+    from ..baselines.table import Preset as TablePreset, get_preset
+
+    return TablePreset("smoke", **SMOKE_BASELINE) if name == "smoke" else get_preset(name)
+
+
+def compare_dynamics_ns(preset: Preset, bp: Any) -> tuple[int, ...]:
+    """The n of the compare stage's training dynamics (1..4-NN; on a sliced corpus only the n it trains anyway)."""
+    return tuple(n for n in (1, 2, 3, 4) if not preset.slice_bytes or n in bp.nnn_ns)
+
+
+# n-NN training time per position (one example: n characters in, the next out), one CPU thread, measured by the
+# baselines stage of results/cpu-warpeace (War and Peace, preset cpu, 2-core shared CPU, 2026-11-26): 6 n x 2
+# hidden sizes (128, 256) x 5 epochs x 1M positions = 60M positions in 316 s of train_s (per-epoch validation
+# included), 5.3e-6 s; times CPU_SLACK like the training estimate. Larger hidden sizes cost more (ignored: rough).
+NNN_SECONDS_PER_POSITION = 5.3e-6
+# compare besides the n-NNs (n-grams, scoring, braces, dynamics): the same run's compare stage took 212 s, of
+# which its 30M n-NN positions (one hidden size then) account for about 160 s.
+COMPARE_FIXED_SECONDS = 50.0
+
+
+def compare_estimate(preset: Preset, info: CorpusInfo, bp: Any) -> float:
+    """Seconds of the compare stage with the baselines preset ``bp``: it trains every n-NN (the baselines' n,
+    and the dynamics' 1..4 when the preset keeps snapshots) over the whole grid: n values x hidden sizes x
+    epochs x positions per epoch (all train positions when ``bp`` says 0). When the baselines stage finished
+    first, compare reuses its tuned n-NNs and takes about the fixed part only; the estimate is the cost without."""
+    ns = set(bp.nnn_ns) | (set(compare_dynamics_ns(preset, bp)) if preset.snapshot_every else set())
+    positions = bp.epoch_positions or int(info.size * info.fractions[0])
+    nnn = CPU_SLACK * NNN_SECONDS_PER_POSITION * len(ns) * len(bp.hiddens) * bp.epochs * positions
+    return 2.0 + COMPARE_FIXED_SECONDS * info.size / 3_258_250 + nnn
+
+
 def _analysis_estimate(kind: str, preset: Preset, info: CorpusInfo) -> float:
     """compare refits the baselines' n-grams and n-NNs on its own; errors fits the n-grams 1..9."""
     if kind == "compare":
-        return 0.8 * _baseline_estimate(preset, info)
+        return compare_estimate(preset, info, baseline_preset(preset.baseline))
     if kind == "errors":
         return 5.0 if preset.baseline == "smoke" else 300.0 * info.size / 3_258_250
     per_char = {"gates": 2e-5, "cells": 1e-4, "modelmap": 5e-5}[kind]

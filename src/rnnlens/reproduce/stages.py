@@ -22,7 +22,7 @@ from ..exceptions import RnnlensError
 from ..fsutil import atomic_write_bytes, atomic_write_json, read_json
 from ..run import CONFIG, load_config, load_model, load_splits, sha256_hex
 from ..runtime import resolve_device
-from .plan import Preset, Stage
+from .plan import Preset, Stage, baseline_preset, compare_dynamics_ns
 
 RECORD = "stage.json"
 
@@ -172,16 +172,6 @@ def _best_of(rows: list[dict], cell: str) -> dict | None:
 
 
 # ----- baselines and analyses ------------------------------------------------------------------------------
-SMOKE_BASELINE = dict(ngram_ns=(1, 2, 3), nnn_ns=(1, 2), hiddens=(16,), epochs=1, epoch_positions=20_000,
-                      batch=256, patience=1)
-
-
-def baseline_preset(name: str):
-    from ..baselines.table import Preset as TablePreset, get_preset
-
-    return TablePreset("smoke", **SMOKE_BASELINE) if name == "smoke" else get_preset(name)
-
-
 def run_baselines(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
     """Table 2 (n-gram and n-NN test loss against n) on the same text, vocabulary and split as the grid."""
     from ..baselines.table import run_table2
@@ -314,7 +304,7 @@ def run_compare_stage(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
     ccfg = CompareConfig(ngram_ns=tuple(bp.ngram_ns), nnn_ns=tuple(bp.nnn_ns), nnn_settings=nnn,
                          nnn_hiddens=tuple(bp.hiddens), nnn_from=nnn_from,
                          reference_ngram=20 if 20 in bp.ngram_ns else max(bp.ngram_ns),
-                         dynamics_ns=tuple(n for n in (1, 2, 3, 4) if not small or n in bp.nnn_ns),
+                         dynamics_ns=compare_dynamics_ns(ctx.preset, bp),
                          max_chars=stage.params["chars"], min_count=5 if small else 50)
     result = run_compare(run_dir, out, ccfg, ctx.data_dir, resolve_device(ctx.device))
     if nnn_from is not None and "nnn" in result:
