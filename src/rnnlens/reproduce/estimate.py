@@ -71,26 +71,33 @@ def baseline_estimate(preset: Preset, info: CorpusInfo) -> float:
     return guess * info.size / WAR_AND_PEACE_BYTES
 
 
-def compare_estimate(preset: Preset, info: CorpusInfo, bp: Any) -> float:
-    """Seconds of the compare stage with the baselines preset ``bp``: it trains every n-NN (the baselines' n,
-    and the dynamics' 1..4 when the preset keeps snapshots) over the whole grid: n values x hidden sizes x
-    epochs x positions per epoch (all train positions when ``bp`` says 0). When the baselines stage finished
-    first, compare reuses its tuned n-NNs and takes about the fixed part only; the estimate is the cost without."""
+def compare_nnn_ns(preset: Preset, bp: Any, reuse_baselines: bool = False) -> set[int]:
+    """The n of the n-NNs the compare stage trains with the baselines preset ``bp``: the baselines' n, and the
+    dynamics' 1..4 when the preset keeps snapshots. With ``reuse_baselines`` (the baselines stage of the corpus
+    finished first) compare loads the baselines' tuned n-NNs and trains only the dynamics' n they lack."""
     from .plan import compare_dynamics_ns
 
     ns = set(bp.nnn_ns) | (set(compare_dynamics_ns(preset, bp)) if preset.snapshot_every else set())
+    return ns - set(bp.nnn_ns) if reuse_baselines else ns
+
+
+def compare_estimate(preset: Preset, info: CorpusInfo, bp: Any, reuse_baselines: bool = False) -> float:
+    """Seconds of the compare stage with the baselines preset ``bp``: every n-NN it trains (:func:`compare_nnn_ns`)
+    over the whole grid: n values x hidden sizes x epochs x positions per epoch (all train positions when
+    ``bp`` says 0), plus a fixed part for the rest."""
+    ns = compare_nnn_ns(preset, bp, reuse_baselines)
     positions = bp.epoch_positions or int(info.size * info.fractions[0])
     nnn = CPU_SLACK * NNN_SECONDS_PER_POSITION * len(ns) * len(bp.hiddens) * bp.epochs * positions
     return 2.0 + COMPARE_FIXED_SECONDS * info.size / WAR_AND_PEACE_BYTES + nnn
 
 
-def analysis_estimate(kind: str, preset: Preset, info: CorpusInfo) -> float:
-    """Seconds of an analysis stage: compare refits the baselines' n-grams and n-NNs on its own
-    (:func:`compare_estimate`); errors fits the n-grams 1..9; the others cost per test character."""
+def analysis_estimate(kind: str, preset: Preset, info: CorpusInfo, reuse_baselines: bool = False) -> float:
+    """Seconds of an analysis stage: compare as :func:`compare_estimate` (``reuse_baselines``: a baselines stage
+    of the corpus is in the plan); errors fits the n-grams 1..9; the others cost per test character."""
     if kind == "compare":
         from .plan import baseline_preset
 
-        return compare_estimate(preset, info, baseline_preset(preset.baseline))
+        return compare_estimate(preset, info, baseline_preset(preset.baseline), reuse_baselines)
     if kind == "errors":
         return 5.0 if preset.baseline == "smoke" else 300.0 * info.size / WAR_AND_PEACE_BYTES
     per_char = {"gates": 2e-5, "cells": 1e-4, "modelmap": 5e-5}[kind]

@@ -279,12 +279,14 @@ def build_plan(preset: Preset, infos: list[CorpusInfo], gpu: bool = False,
         select_id = f"select/{ds}"
         stages.append(Stage(select_id, "select", ds, soft_deps=tuple(train_ids), est_seconds=0.5,
                             size=f"{len(train_ids)} runs"))
-        stages.append(Stage(f"baselines/{ds}", "baselines", ds, {"preset": preset.baseline}, deps=(data_id,),
+        baselines_id = f"baselines/{ds}"
+        stages.append(Stage(baselines_id, "baselines", ds, {"preset": preset.baseline}, deps=(data_id,),
                             est_seconds=baseline_estimate(preset, info), size=f"Table 2, preset {preset.baseline}"))
-        for kind in preset.analyses:  # compare reuses the baselines' tuned n-NNs when that stage finished
+        for kind in preset.analyses:  # compare waits for the baselines stage above and reuses its tuned n-NNs
             stages.append(Stage(f"{kind}/{ds}", kind, ds, {"chars": preset.analysis_chars}, deps=(select_id,),
-                                soft_deps=(f"baselines/{ds}",) if kind == "compare" else (),
-                                est_seconds=analysis_estimate(kind, preset, info), size=f"{preset.analysis_chars:,} chars"))
+                                soft_deps=(baselines_id,) if kind == "compare" else (),
+                                est_seconds=analysis_estimate(kind, preset, info, reuse_baselines=True),
+                                size=f"{preset.analysis_chars:,} chars"))
         if preset.census:
             stages.append(Stage(f"census/{ds}", "census", ds, {"chars": preset.analysis_chars}, deps=(select_id,),
                                 soft_deps=tuple(train_ids), est_seconds=len(train_ids) * analysis_estimate("cells", preset, info),
