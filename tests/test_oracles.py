@@ -1,4 +1,5 @@
-"""The oracle cascade on hand-made texts whose outcome is computed by hand, and against brute force."""
+"""The oracle cascade of rnnlens.analysis.oracles on hand-made texts whose outcome is computed by hand, and against
+brute force (the character classes: tests/test_textclass.py; the errors command: tests/test_breakdown.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -120,38 +121,6 @@ def test_memory_prefix_mode():
             assert b.steps[0].param == 4  # "ab" at 0..1 lies within the 4 characters before the word (4..6)
 
 
-def test_character_classes():
-    ids, vocab = encode("a1 ,\"'\r\n\xc3\xa9", vocab_text="a1 ,\"'\r\n\xc3\xa9")
-    cls = CharClasses.for_vocab(vocab)
-    by_sym = {s: (bool(cls.word[i]), bool(cls.punct[i]), bool(cls.opener[i])) for i, s in enumerate(vocab.symbols)}
-    assert by_sym[ord("a")] == (True, False, False)
-    assert by_sym[ord("1")] == (True, False, False)
-    assert by_sym[ord(",")] == (False, True, False)
-    assert by_sym[ord('"')] == (False, True, True)
-    assert by_sym[ord("'")] == (False, True, True)
-    assert by_sym[ord(" ")] == (False, False, True)
-    assert by_sym[ord("\n")] == (False, False, True)
-    assert by_sym[0xC3] == (True, False, False)
-    cv = Vocab(unit="char", symbols=tuple(sorted(map(ord, "é—“a"))))
-    cc = CharClasses.for_vocab(cv)
-    d = {chr(s): (bool(cc.word[i]), bool(cc.punct[i]), bool(cc.opener[i])) for i, s in enumerate(cv.symbols)}
-    assert d == {"a": (True, False, False), "é": (True, False, False), "—": (False, True, False),
-                 "“": (False, True, True)}
-
-
-def test_word_spans_and_train_counts():
-    ids, vocab = encode("ab cd,e", vocab_text="ab cd,ef")
-    spans = WordSpans.of(ids, CharClasses.for_vocab(vocab))
-    assert spans.start.tolist() == [0, 0, -1, 3, 3, -1, 6]
-    assert spans.end.tolist() == [2, 2, -1, 5, 5, -1, 7]
-    cls = CharClasses.for_vocab(vocab)
-    rows = [encode(r, vocab_text="ab cd,ef")[0] for r in ("ab ab cd", "ef,ab")]
-    counts = train_word_counts(rows, cls)
-    key = lambda w: ids_to_str(encode(w, vocab_text="ab cd,ef")[0])  # noqa: E731
-    assert counts[key("ab")] == 3 and counts[key("cd")] == 1 and counts[key("ef")] == 1
-    assert sum(counts.values()) == 5
-
-
 def brute_memory_rare(text: str, t: int, windows, limits, counts: Counter, match: str):
     """Straight from the definitions, on Python strings (memory from a word's second character, rare words
     from its first)."""
@@ -232,82 +201,6 @@ def test_config_validation():
         OracleConfig(memory_match="exact")
     with pytest.raises(RnnlensError):
         OracleConfig(rare_counts=(-1, 0))
-
-
-# ----- the errors command end to end ----------------------------------------------------------------------
-def test_errors_command_end_to_end(tmp_path, capsys):
-    import argparse
-    import json
-
-    from rnnlens.cli import main
-    from rnnlens.commands import errors as errors_cmd
-
-    rng = np.random.default_rng(0)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", '"yes"', "no,", "cap", "car", "can"]
-    (tmp_path / "t.txt").write_text(" ".join(rng.choice(words, size=1800)) + "\n")
-    runs = []
-    for steps in (40, 4):
-        run = tmp_path / f"run{steps}"
-        assert main(["train", "--text", str(tmp_path / "t.txt"), "--batch-size", "4", "--seq-len", "16", "--hidden",
-                     "16", "--layers", "1", "--max-steps", str(steps), "--lr", "0.02", "--eval-every", "10", "--out", str(run),
-                     "--quiet", "--device", "cpu"]) == 0
-        runs.append(run)
-    capsys.readouterr()  # training's own lines
-    parser = argparse.ArgumentParser()
-    errors_cmd.add_parser(parser.add_subparsers())
-    out = tmp_path / "out"
-    args = parser.parse_args(["errors", str(runs[0]), "--vs", str(runs[1]), "--ngram-n", "1,2,3", "--memory", "10,100",
-                              "--out", str(out), "--device", "cpu", "--json"])
-    assert args.func(args) == 0
-    res = json.loads(capsys.readouterr().out)
-    for f in ("errors.json", "errors.md", "errors.png"):
-        assert (out / f).is_file()
-    assert set(res["models"]) == {"run40", "run4"}
-    for m in res["models"].values():
-        assert sum(s["removed"] for s in m["steps"]) + m["remaining"] == m["errors"]
-        assert [s["param"] for s in m["steps"] if s["oracle"] == "memory"] == [10, 100]
-        assert m["remaining"] == 0  # the boosts go up to the threshold
-    assert {k: res["oracles"][k] for k in ("memory_scope", "rare_from", "apostrophe")} == {
-        "memory_scope": "split", "rare_from": "first", "apostrophe": "word"}
-    s = res["scaling"]
-    weak, strong = res["models"][s["weaker"]], res["models"][s["stronger"]]
-    assert s["stronger"] == "run40" and s["error_difference"] == weak["errors"] - strong["errors"] > 0
-    assert sum(v["difference"] for v in s["by_family"].values()) == s["error_difference"]
-    assert s["fixed"]["total"] - s["new"] == s["error_difference"]
-    assert "| oracle | param |" in (out / "errors.md").read_text()
-    old = parser.parse_args(["errors", str(runs[0]), "--ngram-n", "1,2,3", "--memory-scope", "text", "--rare-from",
-                             "second", "--boost-max", "0.4", "--apostrophe", "quote", "--out", str(tmp_path / "old"),
-                             "--json"])
-    assert old.func(old) == 0
-    res_old = json.loads(capsys.readouterr().out)
-    assert res_old["oracles"] == {**OracleConfig.before_issue_14(ngram_ns=(1, 2, 3)).to_dict(), "ngram_ns": [1, 2, 3]}
-    assert res_old["models"]["run40"]["errors"] == res["models"]["run40"]["errors"]
-    # --vs applies every oracle option to both runs: each breakdown is the one of that run analysed alone
-    opts = ["--ngram-n", "1,2,3", "--memory", "10,100", "--memory-match", "predict", "--memory-scope", "text",
-            "--rare-from", "second", "--apostrophe", "quote", "--boost-max", "0.4", "--out", str(out), "--json"]
-    pair = parser.parse_args(["errors", str(runs[0]), "--vs", str(runs[1]), *opts])
-    assert pair.func(pair) == 0
-    res_pair = json.loads(capsys.readouterr().out)
-    assert res_pair["oracles"]["memory_match"] == "predict" and res_pair["oracles"]["memory_scope"] == "text"
-    for run in runs:
-        alone = parser.parse_args(["errors", str(run), *opts])
-        assert alone.func(alone) == 0
-        assert json.loads(capsys.readouterr().out)["models"][run.name] == res_pair["models"][run.name]
-    # and predict matters on this text (cap, car, can, cat: "ca" has four continuations), so it cannot be dropped
-    literal = parser.parse_args(["errors", str(runs[1]), *[v if v != "predict" else "word" for v in opts]])
-    assert literal.func(literal) == 0
-    mem = lambda r: r["models"]["run4"]["families"]["memory"]["removed"]  # noqa: E731
-    assert mem(json.loads(capsys.readouterr().out)) > mem(res_pair)
-    both = parser.parse_args(["errors", str(runs[0]), "--boost", "0.1", "--boost-max", "0.4", "--out", str(out)])
-    with pytest.raises(RnnlensError, match="not both"):
-        both.func(both)
-    # runs of different data are refused
-    (tmp_path / "u.txt").write_text("other text " * 400)
-    assert main(["train", "--text", str(tmp_path / "u.txt"), "--batch-size", "4", "--seq-len", "16", "--hidden", "8",
-                 "--layers", "1", "--max-steps", "2", "--out", str(tmp_path / "other"), "--quiet", "--device", "cpu"]) == 0
-    args = parser.parse_args(["errors", str(runs[0]), "--vs", str(tmp_path / "other"), "--out", str(out)])
-    with pytest.raises(RnnlensError, match="same text"):
-        args.func(args)
 
 
 # ----- the definitions of issue 14, each against the one before it --------------------------------------------

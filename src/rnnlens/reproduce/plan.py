@@ -2,7 +2,8 @@
 
 A *stage* is one unit of work with a stable id (``train/warpeace/lstm-2l-130k-d0.25``), a kind (which
 function of :mod:`.stages` runs it), its parameters, the ids it depends on, and a size and time estimate
-for ``--dry-run``. The plan is a topologically ordered list of stages; :mod:`.executor` runs it.
+for ``--dry-run`` (from :mod:`.estimate`). The plan is a topologically ordered list of stages; :mod:`.executor`
+runs it.
 
 Stage kinds, in dependency order per corpus: ``data`` (the text, sliced for the smoke preset) -> ``pilot``
 (only in presets with ``lr_pilot``: per type x depth x budget, the learning rate chosen on validation after a
@@ -25,14 +26,7 @@ from typing import Any
 from ..data.corpora import CORPORA, load_corpus_bytes
 from ..exceptions import RnnlensError
 from ..model import CELL_TYPES, hidden_for_budget, param_count, parse_budget
-
-# Rough effective training speed (6 x parameters x characters per second, per worker) used only for the
-# --dry-run estimates. `rnnlens train` on War and Peace with one CPU thread at batch 100 x 100 measured about
-# 3e10 (45K-parameter 1-layer LSTM: 121K chars/s; 123K-parameter 3-layer GRU: 42K chars/s); 2e10 allows for
-# a busy machine. The GPU figure is a guess.
-CPU_FLOPS = 2.0e10
-GPU_FLOPS = 5.0e11
-
+from .estimate import CPU_FLOPS, GPU_FLOPS, analysis_estimate, baseline_estimate, cpu_speedup, train_estimate
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -224,32 +218,6 @@ def _train_chars(preset: Preset, info: CorpusInfo, epochs: float | None = None) 
     return max(steps, 1) * block
 
 
-# CPU training time per character, one thread at batch 100 x unroll 100, measured with `rnnlens train` on War and
-# Peace (2-core AMD EPYC, 2026-12): 45K-parameter LSTM 121K chars/s, 1.28M-parameter 2-layer LSTM 6.5K chars/s;
-# a straight line through both, plus 30% for a busy machine.
-CPU_SECONDS_PER_CHAR = (2.94e-6, 1.183e-10)  # (fixed, per parameter)
-CPU_SLACK = 1.3
-# bf16 over fp32 on a CPU with AVX512-BF16, the smallest ratio of bench/precision.py (2026-12-03: 1.72-2.72 for the
-# LSTM and RNN at 130K and 1.3M; the 130K GRU gains only 1.24x, so a grid with GRUs is a little slower than this says)
-CPU_BF16_SPEEDUP = 1.7
-
-
-def _cpu_speedup(preset: Preset) -> float:
-    """How much faster than the fp32 calibration this preset trains on this machine's CPU."""
-    if preset.precision == "fp32":
-        return 1.0
-    from ..precision import native_bf16
-
-    return CPU_BF16_SPEEDUP if native_bf16("cpu")[0] else 1.0
-
-
-def _estimate(params: int, chars: int, flops: float, speedup: float = 1.0) -> float:
-    if flops == CPU_FLOPS:
-        fixed, per_param = CPU_SECONDS_PER_CHAR
-        return CPU_SLACK * chars * (fixed + per_param * params) / speedup
-    return 6.0 * params * chars / flops
-
-
 def _grid(preset: Preset, dataset: str) -> list[RunSpec]:
     """The models of ``preset`` on ``dataset``: its explicit runs there, or the whole grid."""
     if preset.runs:
@@ -267,7 +235,7 @@ def build_plan(preset: Preset, infos: list[CorpusInfo], gpu: bool = False,
     """Every stage of the reproduction for these corpora, each after the stages it depends on. ``adopted``: the
     parameter count of each model folder the preset adopts (for the listing; :func:`.adopt.find_models`)."""
     flops = GPU_FLOPS if gpu else CPU_FLOPS
-    speedup = 1.0 if gpu else _cpu_speedup(preset)
+    speedup = 1.0 if gpu else cpu_speedup(preset)
     stages: list[Stage] = []
     pilots: set[str] = set()
     for info in infos:
@@ -296,8 +264,8 @@ def build_plan(preset: Preset, infos: list[CorpusInfo], gpu: bool = False,
                     stages.append(Stage(pid, "pilot", ds, {"cell": spec.cell, "layers": spec.layers,
                                         "budget": spec.budget, "hidden": hidden, "lrs": list(preset.lr_pilot),
                                         "steps": steps}, deps=(data_id,),
-                                        est_seconds=len(preset.lr_pilot) * _estimate(n, steps * preset.batch_size
-                                                                                     * preset.seq_len, flops, speedup),
+                                        est_seconds=len(preset.lr_pilot) * train_estimate(
+                                            n, steps * preset.batch_size * preset.seq_len, flops, speedup),
                                         size=f"{len(preset.lr_pilot)} learning rates x {steps} updates", param_count=n))
                 deps = deps + (pid,)
             for dropout in spec.dropouts:
@@ -306,20 +274,22 @@ def build_plan(preset: Preset, infos: list[CorpusInfo], gpu: bool = False,
                 stages.append(Stage(sid, "train", ds, {"cell": spec.cell, "layers": spec.layers, "budget": spec.budget,
                                     "hidden": hidden, "dropout": dropout, "epochs": epochs, "role": spec.role,
                                     **({"pilot": deps[-1]} if preset.lr_pilot else {})}, deps=deps,
-                                    est_seconds=_estimate(n, chars, flops, speedup) + 2.0,
+                                    est_seconds=train_estimate(n, chars, flops, speedup) + 2.0,
                                     size=f"hidden {hidden}, {chars:,} train chars", param_count=n))
         select_id = f"select/{ds}"
         stages.append(Stage(select_id, "select", ds, soft_deps=tuple(train_ids), est_seconds=0.5,
                             size=f"{len(train_ids)} runs"))
-        stages.append(Stage(f"baselines/{ds}", "baselines", ds, {"preset": preset.baseline}, deps=(data_id,),
-                            est_seconds=_baseline_estimate(preset, info), size=f"Table 2, preset {preset.baseline}"))
-        for kind in preset.analyses:  # compare reuses the baselines' tuned n-NNs when that stage finished
+        baselines_id = f"baselines/{ds}"
+        stages.append(Stage(baselines_id, "baselines", ds, {"preset": preset.baseline}, deps=(data_id,),
+                            est_seconds=baseline_estimate(preset, info), size=f"Table 2, preset {preset.baseline}"))
+        for kind in preset.analyses:  # compare waits for the baselines stage above and reuses its tuned n-NNs
             stages.append(Stage(f"{kind}/{ds}", kind, ds, {"chars": preset.analysis_chars}, deps=(select_id,),
-                                soft_deps=(f"baselines/{ds}",) if kind == "compare" else (),
-                                est_seconds=_analysis_estimate(kind, preset, info), size=f"{preset.analysis_chars:,} chars"))
+                                soft_deps=(baselines_id,) if kind == "compare" else (),
+                                est_seconds=analysis_estimate(kind, preset, info, reuse_baselines=True),
+                                size=f"{preset.analysis_chars:,} chars"))
         if preset.census:
             stages.append(Stage(f"census/{ds}", "census", ds, {"chars": preset.analysis_chars}, deps=(select_id,),
-                                soft_deps=tuple(train_ids), est_seconds=len(train_ids) * _analysis_estimate("cells", preset, info),
+                                soft_deps=tuple(train_ids), est_seconds=len(train_ids) * analysis_estimate("cells", preset, info),
                                 size=f"{len(train_ids)} models x {preset.analysis_chars:,} chars"))
     return stages
 
@@ -342,12 +312,6 @@ def _pilot_steps(preset: Preset, info: CorpusInfo) -> int:
     return max(1, int(info.size * info.fractions[0]) // (preset.batch_size * preset.seq_len))
 
 
-def _baseline_estimate(preset: Preset, info: CorpusInfo) -> float:
-    if preset.baseline == "smoke":
-        return 5.0
-    return {"quick": 120.0, "cpu": 1200.0, "paper": 4 * 3600.0}.get(preset.baseline, 600.0) * info.size / 3_258_250
-
-
 # ----- the baselines' settings (rnnlens.baselines presets, plus a smoke one) ----------------------------------
 SMOKE_BASELINE = dict(ngram_ns=(1, 2, 3), nnn_ns=(1, 2), hiddens=(16,), epochs=1, epoch_positions=20_000,
                       batch=256, patience=1)
@@ -363,37 +327,6 @@ def baseline_preset(name: str):
 def compare_dynamics_ns(preset: Preset, bp: Any) -> tuple[int, ...]:
     """The n of the compare stage's training dynamics (1..4-NN; on a sliced corpus only the n it trains anyway)."""
     return tuple(n for n in (1, 2, 3, 4) if not preset.slice_bytes or n in bp.nnn_ns)
-
-
-# n-NN training time per position (one example: n characters in, the next out), one CPU thread, measured by the
-# baselines stage of results/cpu-warpeace (War and Peace, preset cpu, 2-core shared CPU, 2026-11-26): 6 n x 2
-# hidden sizes (128, 256) x 5 epochs x 1M positions = 60M positions in 316 s of train_s (per-epoch validation
-# included), 5.3e-6 s; times CPU_SLACK like the training estimate. Larger hidden sizes cost more (ignored: rough).
-NNN_SECONDS_PER_POSITION = 5.3e-6
-# compare besides the n-NNs (n-grams, scoring, braces, dynamics): the same run's compare stage took 212 s, of
-# which its 30M n-NN positions (one hidden size then) account for about 160 s.
-COMPARE_FIXED_SECONDS = 50.0
-
-
-def compare_estimate(preset: Preset, info: CorpusInfo, bp: Any) -> float:
-    """Seconds of the compare stage with the baselines preset ``bp``: it trains every n-NN (the baselines' n,
-    and the dynamics' 1..4 when the preset keeps snapshots) over the whole grid: n values x hidden sizes x
-    epochs x positions per epoch (all train positions when ``bp`` says 0). When the baselines stage finished
-    first, compare reuses its tuned n-NNs and takes about the fixed part only; the estimate is the cost without."""
-    ns = set(bp.nnn_ns) | (set(compare_dynamics_ns(preset, bp)) if preset.snapshot_every else set())
-    positions = bp.epoch_positions or int(info.size * info.fractions[0])
-    nnn = CPU_SLACK * NNN_SECONDS_PER_POSITION * len(ns) * len(bp.hiddens) * bp.epochs * positions
-    return 2.0 + COMPARE_FIXED_SECONDS * info.size / 3_258_250 + nnn
-
-
-def _analysis_estimate(kind: str, preset: Preset, info: CorpusInfo) -> float:
-    """compare refits the baselines' n-grams and n-NNs on its own; errors fits the n-grams 1..9."""
-    if kind == "compare":
-        return compare_estimate(preset, info, baseline_preset(preset.baseline))
-    if kind == "errors":
-        return 5.0 if preset.baseline == "smoke" else 300.0 * info.size / 3_258_250
-    per_char = {"gates": 2e-5, "cells": 1e-4, "modelmap": 5e-5}[kind]
-    return 2.0 + per_char * preset.analysis_chars * (10 if kind == "modelmap" else 1)
 
 
 def check_order(stages: list[Stage]) -> None:
