@@ -17,7 +17,7 @@ from rnnlens.reproduce.report import collect, write_report
 # a 1x1 PNG
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 ROW = {"run": "stages/train/warpeace/lstm-2l-50k-d0.25/run", "cell": "lstm", "layers": 2, "budget": "50k",
-       "dropout": 0.25, "hidden": 61, "params": 51234, "best_val_loss": 1.4567, "test_loss_nats": 1.4321}
+       "dropout": 0.25, "hidden": 61, "params": 51234, "best_val_loss": 1.4567, "test_loss_nats": 1.4321, "lr": 4e-3}
 
 
 def _record(root: Path, stage: Stage, result: dict, wall: float = 2.5) -> None:
@@ -61,7 +61,9 @@ def test_report_from_records(tmp_path):
     assert read_json(root / "results.json")["results"] == results["results"]
     md = (root / "summary.md").read_text()
     # ours beside the paper's published numbers
-    assert "| lstm | 2 | 50k | 51,234 | 61 | 0.25 | 1.457 | 1.432 |" in md
+    assert "| lstm | 2 | 50k | 51,234 | 61 | 0.25 | 0.004 | 1.457 | 1.432 |" in md  # lr: the pilot's choice
+    assert "Learning rate: chosen per model on validation after a pilot run of one epoch per candidate among " \
+           "0.008, 0.004, 0.002" in md
     assert "Paper, best recurrent net: 1.077" in md and "Paper, 20-gram: 1.195" in md and "(n=20) 1.654" in md
     assert "best test loss by type: lstm 1.432; by depth: 2 1.432" in md
     assert "| 20 | 1.654 | - |" in md and "| 3 | - | 2.110 |" in md

@@ -389,6 +389,13 @@ def test_the_cpu_preset_trains_every_type_and_depth_without_dropout_and_counts_c
     census = [s for s in stages if s.kind == "census"]
     assert len(census) == 1 and set(census[0].soft_deps) == {s.id for s in train}
     assert p.epochs == 15 and p.precision == "auto"
+    # every model gets its own learning-rate pilot (one epoch per candidate), and trains after it
+    pilots = {s.id: s for s in stages if s.kind == "pilot"}
+    assert len(pilots) == 18 and all(s.params["lrs"] == [8e-3, 4e-3, 2e-3] for s in pilots.values())
+    assert all(s.params["steps"] == 3_258_250 * 8 // 10 // 10_000 for s in pilots.values())
+    for s in train:
+        pid = f"pilot/warpeace/{s.params['cell']}-{s.params['layers']}l-{s.params['budget']}"
+        assert s.deps[-1] == pid and s.params["pilot"] == pid
 
 
 def test_cpu_paper_plan_pilots_each_type_once_and_trains_the_listed_runs():

@@ -121,6 +121,11 @@ def differences(results: dict[str, Any]) -> list[str]:
         out.append(f"Training: {st['epochs']:g} epoch(s){steps} at batch {st['batch_size']} x unroll {st['seq_len']} "
                    "(the paper: 50 epochs at 100 x 100); dropout chosen on validation among "
                    f"{', '.join(f'{d:g}' for d in st['dropouts'])} (the paper's values are not published).")
+        if st.get("lr_pilot"):
+            pilot = f"{st['pilot_steps']} updates" if st.get("pilot_steps") else "one epoch"
+            out.append(f"Learning rate: chosen per model on validation after a pilot run of {pilot} per candidate "
+                       f"among {', '.join(f'{x:g}' for x in st['lr_pilot'])} (the paper: 2e-3 for every model); "
+                       "the lr column of Table 1.")
     out.append(f"Table 2: rnnlens.baselines.table preset `{st['baseline']}`. Analyses on {st['analysis_chars']:,} test "
                "characters. The map of models uses classical MDS (numpy) instead of the paper's t-SNE.")
     names = {"gates": "gate saturation (Fig. 3)", "cells": "interpretable cells (Fig. 2)",
@@ -183,12 +188,16 @@ def errors_lines(res: dict[str, Any], ds: str) -> list[str]:
     return out
 
 
+TABLE1_HEAD = ["type", "layers", "budget", "params", "hidden", "dropout", "lr", "val", "test"]
+
+
 def table1_rows(res: dict[str, Any]) -> list[list[str]]:
     order = {"rnn": 0, "lstm": 1, "gru": 2}  # the paper's order; budgets by size (any K keeps their order)
     rows = sorted((res.get("select") or {}).get("rows", []),
                   key=lambda r: (parse_budget(r["budget"], 100), order.get(r["cell"], 3), r["layers"]))
     return [[r["cell"], str(r["layers"]), r["budget"], f"{r['params']:,}", str(r["hidden"]), f"{r['dropout']:g}",
-             _f(r["best_val_loss"]), _f(r["test_loss_nats"])] for r in rows]
+             f"{r['lr']:g}" if r.get("lr") is not None else "-", _f(r["best_val_loss"]), _f(r["test_loss_nats"])]
+            for r in rows]
 
 
 def table2_rows(res: dict[str, Any]) -> list[list[str]]:
@@ -261,7 +270,7 @@ def markdown_lines(results: dict[str, Any]) -> list[str]:
         res = results["results"].get(ds, {})
         lines += ["", f"## {ds}", "", "### Table 1: test loss of the grid (nats/char)", ""]
         lines += [f"- {x}" for x in paper_lines(ds, res)] + [""]
-        lines += _md_table(["type", "layers", "budget", "params", "hidden", "dropout", "val", "test"], table1_rows(res))
+        lines += _md_table(TABLE1_HEAD, table1_rows(res))
         lines += [""] + [f"- {x}" for x in findings_lines(res)]
         lines += ["", f"### Training curves ({ds})", ""]
         if (res.get("curves") or {}).get("figure"):
@@ -330,7 +339,7 @@ def render_html(results: dict[str, Any], root: Path) -> str:
         res = results["results"].get(ds, {})
         parts.append(f"<h2>{html.escape(ds)}</h2><h3>Table 1: test loss of the grid (nats/char)</h3>")
         parts.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in paper_lines(ds, res)) + "</ul>")
-        parts.append(_html_table(["type", "layers", "budget", "params", "hidden", "dropout", "val", "test"],
+        parts.append(_html_table(TABLE1_HEAD,
                                  table1_rows(res)))
         parts.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in findings_lines(res)) + "</ul>")
         parts.append(f"<h3>Training curves ({html.escape(ds)})</h3>")
