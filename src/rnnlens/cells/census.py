@@ -10,6 +10,7 @@ AUC >= 0.9 for a binary one), plus the share interpretable for at least one memo
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -67,22 +68,24 @@ def plot_census(rows: Sequence[dict[str, Any]], path: str | os.PathLike, title: 
     names = feature_order(rows) + ["any memory feature"]
     grid = np.array([[np.nan if r["shares"].get(n) is None else 100 * r["shares"][n] for n in names[:-1]]
                      + [100 * r["interpretable_any_memory"]] for r in rows], dtype=float).reshape(len(rows), len(names))
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(names), 1.2 + 0.38 * max(1, len(rows))))
+    width = max(6.0, 1.0 + 0.55 * len(names))
+    fig, ax = plt.subplots(figsize=(width, 1.2 + 0.38 * max(1, len(rows))))
     im = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", aspect="auto", vmin=0)
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(rows)), [_label(r) for r in rows], fontsize=8)
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
             if np.isfinite(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                ax.text(j, i, f"{grid[i, j]:.1f}" if grid[i, j] < 10 else f"{grid[i, j]:.0f}", ha="center",
+                        va="center", fontsize=7,
                         color="white" if grid[i, j] < 0.6 * np.nanmax(grid) else "black")
-    fig.colorbar(im, ax=ax, label="% of the model's cells over the threshold")
-    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="% of its cells")
+    ax.set_title(textwrap.fill(title, width=int(width * 13)), fontsize=9)  # ~13 characters per inch at 9 pt
     fig.tight_layout()
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
 
