@@ -5,8 +5,8 @@ trains on), the baselines stage (Table 2, a fixed guess per baselines preset sca
 compare stage (its n-NN grid counted in positions, plus a fixed part) and the other analyses (per test
 character guesses). How it was calibrated, each constant below says: the CPU training speed and the n-NN speed
 were measured with ``rnnlens train`` and the baselines stage of the cpu-preset run of 2026-11-26 (then in
-results/cpu-warpeace) on the project's 2-core AMD EPYC machine, with 30% added for a busy machine (``CPU_SLACK``); the bf16 speedup comes from
-bench/precision.py; the GPU speed and the other stages' figures are guesses. :mod:`.plan` puts these figures
+results/cpu-warpeace) on the project's 2-core AMD EPYC machine, with 30% added for a busy machine
+(``CPU_SLACK``); the bf16 speedup comes from bench/precision.py; the GPU speed and the other stages' figures are guesses. :mod:`.plan` puts these figures
 on its stages.
 """
 
