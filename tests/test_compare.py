@@ -179,6 +179,17 @@ def test_compare_with_ngram_dynamics_and_no_snapshots(tiny_run, tmp_path, capsys
     assert "nnn" not in res and len(res["venn"]) == 4
 
 
+def test_compare_without_snapshots_says_so_without_the_machine_path(tiny_run, tmp_path, capsys):
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_run, moved, ignore=shutil.ignore_patterns("snapshots"))
+    assert cli(compare_cmd, ["compare", str(moved), "--ngram", "2", "--dynamics", "ngram", "--max-chars", "8",
+                             "--out", str(tmp_path / "out"), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["dynamics"] == {"skipped": "no snapshots in moved/snapshots; train with --snapshot-every N"}
+
+
 def test_compare_tunes_the_nnn_hidden_size_or_reuses_a_baselines_folder(tiny_run, tmp_path, capsys):
     from rnnlens.baselines.table import Preset, run_table2
     from rnnlens.run import load_config

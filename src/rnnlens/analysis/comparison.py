@@ -95,7 +95,7 @@ def _dynamics(run_dir: Path, cfg: RunConfig, splits: dict, ccfg: CompareConfig, 
     if ccfg.dynamics == "off":
         return None
     if not snaps:
-        return {"skipped": f"no snapshots in {run_dir / SNAPSHOTS}; train with --snapshot-every N"}
+        return {"skipped": f"no snapshots in {run_dir.name}/{SNAPSHOTS}; train with --snapshot-every N"}
     kind = ccfg.dynamics
     if kind == "auto":
         try:
