@@ -82,7 +82,7 @@ def find_models(preset: Preset, datasets: tuple[str, ...], models_dir: str | os.
 
 def run_adopt(stage: Stage, ctx, out: Path) -> dict[str, Any]:
     """The record of a ``train`` stage for the trained model ``stage.params["model"]``, which stays where it is."""
-    from .stages import read_result, rel
+    from .stages import read_result, train_record
 
     p = stage.params
     if not ctx.models_dir:
@@ -95,10 +95,5 @@ def run_adopt(stage: Stage, ctx, out: Path) -> dict[str, Any]:
     if tuple(float(f) for f in cfg.split.fractions) != tuple(float(f) for f in data["fractions"]):
         raise RnnlensError(f"model {folder} splits its text {list(cfg.split.fractions)}, the data stage "
                            f"{data['fractions']}; adopt it with a preset of the same split")
-    s = read_json(folder / SUMMARY)
-    return {"run": rel(ctx, folder.resolve()), **{k: p[k] for k in ("cell", "layers", "budget", "dropout")},
-            "hidden": s["model"]["hidden"], "params": s["params"], "best_val_loss": s["best_val_loss"],
-            "test_loss_nats": s["test_loss_nats"], "steps": s["steps"], "epochs": s["epochs"],
-            "train_wall_s": s["wall_s"], "chars_per_s": s["chars_per_s"], "device": s["device"],
-            "status": s.get("status", "complete"), "health": s.get("health"), "lr": s.get("lr", cfg.train.lr),
-            "precision": s.get("precision", "fp32"), "role": p.get("role", "headline"), "adopted": p["model"]}
+    record = train_record(ctx, folder.resolve(), p, read_json(folder / SUMMARY), cfg.train.lr)
+    return {**record, "adopted": p["model"]}

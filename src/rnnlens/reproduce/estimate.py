@@ -6,8 +6,8 @@ compare stage (its n-NN grid counted in positions, plus a fixed part) and the ot
 character guesses). How it was calibrated, each constant below says: the CPU training speed and the n-NN speed
 were measured with ``rnnlens train`` and the baselines stage of the cpu-preset run of 2026-11-26 (then in
 results/cpu-warpeace) on the project's 2-core AMD EPYC machine, with 30% added for a busy machine
-(``CPU_SLACK``); the bf16 speedup comes from bench/precision.py; the GPU speed and the other stages' figures are guesses. :mod:`.plan` puts these figures
-on its stages.
+(``CPU_SLACK``); the bf16 speedup comes from bench/precision.py; the GPU speed and the other stages' figures
+are guesses. :mod:`.plan` puts these figures on its stages.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ CPU_SLACK = 1.3
 CPU_BF16_SPEEDUP = 1.7
 
 # n-NN training time per position (one example: n characters in, the next out), one CPU thread, measured by the
-# baselines stage of the cpu-preset run of 2026-11-26 (War and Peace, then in results/cpu-warpeace; 2-core CPU): 6 n x 2
-# hidden sizes (128, 256) x 5 epochs x 1M positions = 60M positions in 316 s of train_s (per-epoch validation
-# included), 5.3e-6 s; times CPU_SLACK like the training estimate. Larger hidden sizes cost more (ignored: rough).
+# baselines stage of the cpu-preset run of 2026-11-26 (War and Peace, then in results/cpu-warpeace; 2-core CPU):
+# 6 n x 2 hidden sizes (128, 256) x 5 epochs x 1M positions = 60M positions in 316 s of train_s (per-epoch
+# validation included), 5.3e-6 s; times CPU_SLACK like the training estimate. Larger hidden sizes cost more
+# (ignored: rough).
 NNN_SECONDS_PER_POSITION = 5.3e-6
 # compare besides the n-NNs (n-grams, scoring, braces, dynamics): the same run's compare stage took 212 s, of
 # which its 30M n-NN positions (one hidden size then) account for about 160 s.

@@ -15,7 +15,7 @@ import torch
 
 from ..exceptions import RnnlensError
 from ..lock import acquire, release
-from .adopt import adopted_specs, find_models
+from .adopt import find_models
 from .executor import Backend, InlineBackend, LocalBackend, Outcome, Progress, default_workers, prepare_out_dir, run_plan
 from .plan import Preset, Stage, build_plan, check_order, corpus_info, get_preset, parse_datasets
 from .report import git_commit, write_report
@@ -39,13 +39,12 @@ def make_plan(preset: str | Preset, datasets: str | None, data_dir: str | None, 
     :data:`.plan.PRESETS` or a :class:`.plan.Preset` (e.g. one with changed epochs)."""
     p = preset if isinstance(preset, Preset) else get_preset(preset)
     names = parse_datasets(datasets, p)
-    adopts = bool(adopted_specs(p, names))
-    adopted = find_models(p, names, models_dir) if adopts else None
+    adopted = find_models(p, names, models_dir)  # {} when the preset adopts nothing (models_dir is not read)
     stages = build_plan(p, [corpus_info(n, p, data_dir) for n in names], gpu=device.startswith("cuda"),
                         adopted=adopted)
     check_order(stages)
     return Planned(p, names, stages, workers or default_workers(device), workers,
-                   str(Path(models_dir).resolve()) if adopts else None)
+                   str(Path(models_dir).resolve()) if adopted else None)
 
 
 @contextlib.contextmanager

@@ -127,12 +127,17 @@ def run_train(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
         raise KeyboardInterrupt
     if outcome.summary is None:
         raise RnnlensError(f"training of {stage.id} ended without a summary; run reproduce again to resume it")
-    s = outcome.summary
-    return {"run": rel(ctx, run_dir), **{k: stage.params[k] for k in ("cell", "layers", "budget", "dropout")},
+    return train_record(ctx, run_dir, p, outcome.summary, recipe.get("lr", pr.lr))
+
+
+def train_record(ctx: Context, run_dir: Path, p: dict[str, Any], s: dict[str, Any], lr: float) -> dict[str, Any]:
+    """What a ``train`` (or ``adopt``) stage records of the model in ``run_dir``: the stage parameters ``p``, and
+    from its summary ``s`` its size, losses and training (``lr``: the rate it was trained at, when ``s`` lacks it)."""
+    return {"run": rel(ctx, run_dir), **{k: p[k] for k in ("cell", "layers", "budget", "dropout")},
             "hidden": s["model"]["hidden"], "params": s["params"], "best_val_loss": s["best_val_loss"],
             "test_loss_nats": s["test_loss_nats"], "steps": s["steps"], "epochs": s["epochs"],
             "train_wall_s": s["wall_s"], "chars_per_s": s["chars_per_s"], "device": s["device"],
-            "status": s.get("status", "complete"), "health": s.get("health"), "lr": s.get("lr", recipe.get("lr", pr.lr)),
+            "status": s.get("status", "complete"), "health": s.get("health"), "lr": s.get("lr", lr),
             "precision": s.get("precision", "fp32"), "role": p.get("role", "headline")}
 
 
