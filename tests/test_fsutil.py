@@ -93,3 +93,14 @@ def test_disk_full_error_survives_pickling_with_its_hint():
     back = pickle.loads(pickle.dumps(exc))
     assert type(back) is DiskFullError and str(back) == str(exc) and back.path == exc.path
     assert str(exc.with_hint("free space")) == "no space left on device while writing runs/x/state.safetensors; free space"
+
+
+def test_record_path_is_relative_beneath_the_working_directory_and_absolute_elsewhere(tmp_path, monkeypatch):
+    from rnnlens.fsutil import record_path
+
+    (tmp_path / "repo" / "models" / "m").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "repo")
+    assert record_path(tmp_path / "repo" / "results" / "r" / ".." / ".." / "models" / "m") == os.path.join("models", "m")
+    assert record_path("models/m") == os.path.join("models", "m")
+    assert record_path(tmp_path / "elsewhere") == str(tmp_path / "elsewhere")  # outside: absolute, normalised
+    assert record_path(tmp_path / "repo") == "."

@@ -83,3 +83,13 @@ def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file; raises OSError / json.JSONDecodeError for the caller to phrase."""
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def record_path(path: str | os.PathLike) -> str:
+    """``path`` as a JSON record names it: normalised, and relative to the working directory when it lies
+    beneath it (``models/wp-lstm-1.3m``, not ``/home/me/rnnlens/results/x/../../models/wp-lstm-1.3m``), so a
+    committed result carries no machine's absolute paths; absolute when it lies elsewhere."""
+    full = os.path.abspath(path)
+    here = os.getcwd()
+    inside = os.path.commonpath([full, here]) == here
+    return os.path.relpath(full, here) if inside else full

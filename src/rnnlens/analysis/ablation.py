@@ -33,7 +33,7 @@ from ..cells.features import FEATURES, compute_features
 from ..cells.viz import render_html, render_png
 from ..data.splits import Split
 from ..exceptions import RnnlensError
-from ..fsutil import atomic_write_json
+from ..fsutil import atomic_write_json, record_path
 from ..model import CharRNN
 from ..run import RunConfig
 
@@ -237,7 +237,7 @@ def write_ablation(result: Ablation, symbols: np.ndarray, unit: str, out: str | 
     head = f"{title}: loss change under the ablation, per predicted character (+-{scale:.2f} nats at full colour)"
     render_html(shown, d / scale, unit, head, out / "ablation.html")
     render_png(shown, d / scale, unit, out / "ablation.png", head)
-    head_json = {"run": str(Path(run).resolve())} if run is not None else {}
+    head_json = {"run": record_path(run)} if run is not None else {}
     atomic_write_json(out / "ablation.json", {**head_json, **result.to_dict(),
                                               "heatmap": {"row": int(r), "offset": int(result.positions[r, s] + 1),
                                                           "chars": int(w), "scale_nats": scale}})

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import plots
 from ..exceptions import RnnlensError
-from ..fsutil import atomic_write_json, atomic_write_text
+from ..fsutil import atomic_write_json, atomic_write_text, record_path
 from ..ngram.model import row_streams
 from .oracles import Breakdown, OracleConfig, breakdown_markdown, compare_breakdowns, oracle_breakdown, train_word_counts
 from ..baselines.refscores import data_fingerprint, model_probs, ngram_probs
@@ -61,7 +61,7 @@ def run_errors(run_dir: str | os.PathLike, out: str | os.PathLike, ocfg: OracleC
         p = model_probs(m, sp, cfg.split.seq_len).reshape(-1)
         breakdowns[name] = oracle_breakdown(p, targets, ids, classes, grams, counts, ocfg)
     result: dict[str, Any] = {"split": split, "oracles": ocfg.to_dict(),
-                              "models": {k: {"run": str(path), **b.to_dict()}
+                              "models": {k: {"run": record_path(path), **b.to_dict()}
                                          for (path, _), (k, b) in zip(runs, breakdowns.items())}}
     if len(breakdowns) == 2:
         a, b = list(breakdowns)

@@ -25,7 +25,7 @@ from ..capture.store import capture_split
 from .compare import (context_buckets, dynamics_point, error_mask, per_char_stats, softmax, top_differences,
                       venn_counts, winning_stretches)
 from ..exceptions import RnnlensError
-from ..fsutil import atomic_write_json, atomic_write_text
+from ..fsutil import atomic_write_json, atomic_write_text, record_path
 from ..baselines.refscores import (fit_ngram, model_probs, ngram_matched, ngram_probs, ngram_row_distributions,
                                   nnn_models, nnn_module, nnn_probs)
 from ..run import SNAPSHOTS, RunConfig, load_model, load_symbols, load_weights
@@ -149,7 +149,7 @@ def run_compare(run_dir: str | os.PathLike, out: str | os.PathLike, ccfg: Compar
     ng = ngram_probs(cfg, splits, list(ccfg.ngram_ns), names, out / "cache", say)
     best_ng, ng_val = _best(ng["val"])
     probs = {mname: p_model, f"{best_ng}-gram": ng[ccfg.split][best_ng].reshape(-1)}
-    result: dict[str, Any] = {"run": str(run_dir), "split": ccfg.split, "chars": int(sp.num_chars),
+    result: dict[str, Any] = {"run": record_path(run_dir), "split": ccfg.split, "chars": int(sp.num_chars),
                               "threshold": ccfg.threshold, "model": mname,
                               "ngram": {"val_loss": ng_val, "best": best_ng}}
     if ccfg.nnn_ns:
@@ -161,7 +161,8 @@ def run_compare(run_dir: str | os.PathLike, out: str | os.PathLike, ccfg: Compar
         result["nnn"] = {"val_loss": nn_val, "best": best_nn, "hidden": {n: m.hidden for n, (m, _) in models.items()},
                          "source": {n: "baselines" if "-baselines-" in name else "trained"
                                     for n, (_, name) in models.items()},
-                         "hiddens": list(ccfg.nnn_hiddens), "from": ccfg.nnn_from}
+                         "hiddens": list(ccfg.nnn_hiddens),
+                         "from": record_path(ccfg.nnn_from) if ccfg.nnn_from else None}
     result["loss"] = {k: float(-np.mean(np.log(np.maximum(p, 1e-30)))) for k, p in probs.items()}
     errs = {k: error_mask(p, ccfg.threshold) for k, p in probs.items()}
     result["errors"] = {k: int(e.sum()) for k, e in errs.items()}

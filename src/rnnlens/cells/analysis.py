@@ -19,7 +19,7 @@ import torch
 from ..capture.core import counted_columns, iter_capture, run_with_cache
 from ..data.splits import Split
 from ..exceptions import RnnlensError
-from ..fsutil import atomic_write_json, atomic_write_text
+from ..fsutil import atomic_write_json, atomic_write_text, record_path
 from ..model import CharRNN
 from ..run import RunConfig
 from .discover import DiscoveryConfig, DiscoveryReport, discover
@@ -157,7 +157,7 @@ def write_findings(findings: CellFindings, out: str | os.PathLike, unit: str, ti
     """``out/report.html``, ``out/report.json`` and one PNG per feature; returns their paths."""
     out = Path(out)
     atomic_write_text(out / "report.html", report_page(findings.report, findings.snippets, unit, title, width))
-    head = {"run": str(Path(run).resolve())} if run is not None else {}
+    head = {"run": record_path(run)} if run is not None else {}
     atomic_write_json(out / "report.json", {**head, **findings.to_dict()})
     paths = {"html": str(out / "report.html"), "json": str(out / "report.json")}
     for sn in findings.snippets:

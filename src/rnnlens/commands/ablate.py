@@ -11,7 +11,7 @@ from tqdm import tqdm
 from ..analysis.ablation import AblationConfig, ablate, rank_cells, write_ablation
 from ..cells.analysis import cell_state, parse_cell
 from ..exceptions import RnnlensError
-from ..fsutil import atomic_write_json
+from ..fsutil import atomic_write_json, record_path
 from .capture import add_input_flags
 from .common import add_json_flag, emit_json, load_source, say
 
@@ -89,7 +89,7 @@ def _rank(args, model, cfg, split, label: str, state: str) -> int:
         rows = rank_cells(model, cfg, split, args.layer, state, AblationConfig(0, 0, args.value).value, max_chars,
                           progress=progress)
     out = Path(args.out) if args.out else Path(args.run) / f"ablate-rank-{label}"
-    atomic_write_json(out / "rank.json", {"run": str(Path(args.run).resolve()), "source": label, "state": state,
+    atomic_write_json(out / "rank.json", {"run": record_path(args.run), "source": label, "state": state,
                                           "max_chars": max_chars, "cells": rows})
     if args.json:
         emit_json({"source": label, "state": state, "max_chars": max_chars, "cells": rows[:args.top or 20],

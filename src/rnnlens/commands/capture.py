@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..capture.store import DTYPES, capture_to_dir
+from ..fsutil import record_path
 from .common import add_json_flag, add_run_source_flags, emit_json, load_run_and_split, say
 
 
@@ -36,7 +37,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     model, cfg, split, label = load_run_and_split(args)
     out = Path(args.out) if args.out else Path(args.run) / f"capture-{label}"
-    info = {"run": str(Path(args.run).resolve()), "weights": args.weights, "source": args.text or label}
+    info = {"run": record_path(args.run), "weights": args.weights, "source": args.text or label}
     cap = capture_to_dir(model, split, cfg.split.seq_len, out, args.names, args.dtype, args.max_chars, info)
     rows, cols = cap.shape
     nbytes = sum(a.nbytes for a in cap.arrays.values())
