@@ -388,7 +388,7 @@ def test_the_cpu_preset_trains_every_type_and_depth_without_dropout_and_counts_c
         (c, d, b) for c in ("rnn", "lstm", "gru") for d in (1, 2, 3) for b in ("50k", "130k")}
     census = [s for s in stages if s.kind == "census"]
     assert len(census) == 1 and set(census[0].soft_deps) == {s.id for s in train}
-    assert p.epochs == 15 and p.precision == "auto"
+    assert p.epochs == 30 and p.precision == "auto"
     # every model gets its own learning-rate pilot (one epoch per candidate), and trains after it
     pilots = {s.id: s for s in stages if s.kind == "pilot"}
     assert len(pilots) == 18 and all(s.params["lrs"] == [8e-3, 4e-3, 2e-3] for s in pilots.values())
