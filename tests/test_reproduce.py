@@ -130,6 +130,10 @@ def test_smoke_end_to_end(smoke):
     for row in census:
         name = f"{row['cell']}-{row['layers']}l-{row['budget']}-d{row['dropout']:g}"
         report = read_json(smoke / "stages/census/pystdlib" / name / "report.json")
+        page = (smoke / "stages/census/pystdlib" / name / "report.html").read_text(encoding="utf-8")
+        scored = [f["name"] for f in report["features"] if not f["skipped"]]
+        assert scored and all(f"<h3 id='{n}'>" in page for n in scored)  # each feature's heatmap is on the page ...
+        assert not list((smoke / "stages/census/pystdlib" / name).glob("*.png"))  # ... not drawn again as PNGs
         assert row["n_cells"] == row["layers"] * read_json(smoke / "stages/train/pystdlib" / name / name /
                                                            "config.json")["model"]["hidden"]
         for f in report["features"]:

@@ -50,3 +50,22 @@ def test_the_plan_charges_compare_only_for_the_n_nns_the_baselines_stage_does_no
         assert compare.est_seconds < compare_estimate(preset, corpus, bp_of)
     # quick: baselines n-NN 1..3, dynamics 1..4 over snapshots: compare trains the 4-NN alone
     assert compare_nnn_ns(PRESETS["quick"], baseline_preset("quick"), reuse_baselines=True) == {4}
+
+
+def test_a_gru_is_estimated_slower_than_an_lstm_of_its_size_and_more_so_the_deeper_it_is():
+    """bench/cell_speed.py: PyTorch's CPU GRU is a loop of operations per step and layer, its LSTM one oneDNN
+    primitive; the plan charges the GRU's trainings and pilots for it (and nothing on a GPU)."""
+    from rnnlens.reproduce.estimate import CPU_FLOPS, GPU_FLOPS, cell_factor, train_estimate
+
+    assert cell_factor("lstm", 3) == cell_factor("rnn", 3) == 1.0
+    assert 1.0 < cell_factor("gru", 1) < cell_factor("gru", 2) < cell_factor("gru", 3)
+    lstm = train_estimate(120_000, 10**6, CPU_FLOPS, 1.7, "lstm", 2)
+    assert train_estimate(120_000, 10**6, CPU_FLOPS, 1.7, "gru", 2) == pytest.approx(lstm * cell_factor("gru", 2))
+    assert train_estimate(120_000, 10**6, GPU_FLOPS, 1.0, "gru", 3) == train_estimate(120_000, 10**6, GPU_FLOPS)
+    info = CorpusInfo("warpeace", 3_258_250, 87, (0.8, 0.1, 0.1))
+    stages = {s.id: s for s in build_plan(PRESETS["cpu"], [info])}
+    for kind in ("train/warpeace/{}-{}l-130k-d0", "pilot/warpeace/{}-{}l-130k"):
+        for layers in (1, 2, 3):
+            gru, lstm = stages[kind.format("gru", layers)], stages[kind.format("lstm", layers)]
+            per_param = (gru.est_seconds / gru.param_count) / (lstm.est_seconds / lstm.param_count)
+            assert per_param > 1.0 + 0.3 * layers

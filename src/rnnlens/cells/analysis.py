@@ -153,14 +153,15 @@ def find_cells(model: CharRNN, cfg: RunConfig, symbols: np.ndarray, split: Split
 
 
 def write_findings(findings: CellFindings, out: str | os.PathLike, unit: str, title: str, width: int = 100,
-                   run: str | os.PathLike | None = None) -> dict[str, str]:
-    """``out/report.html``, ``out/report.json`` and one PNG per feature; returns their paths."""
+                   run: str | os.PathLike | None = None, images: bool = True) -> dict[str, str]:
+    """``out/report.html``, ``out/report.json`` and (``images``) one PNG heatmap per feature; returns their paths.
+    The HTML page shows the same heatmaps itself; the PNGs (about a second each) are for papers and slides."""
     out = Path(out)
     atomic_write_text(out / "report.html", report_page(findings.report, findings.snippets, unit, title, width))
     head = {"run": record_path(run)} if run is not None else {}
     atomic_write_json(out / "report.json", {**head, **findings.to_dict()})
     paths = {"html": str(out / "report.html"), "json": str(out / "report.json")}
-    for sn in findings.snippets:
+    for sn in findings.snippets if images else ():
         render_png(sn.symbols, sn.values, unit, out / f"{sn.feature}.png", f"{sn.feature}: {sn.cell}", width)
         paths[sn.feature] = str(out / f"{sn.feature}.png")
     return paths

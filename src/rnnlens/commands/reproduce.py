@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 
 from tqdm import tqdm
 
+from ..precision import resolve_precision
+from ..reproduce.calibrate import calibrate_cpu
 from ..reproduce.plan import DATASETS, PRESETS, format_plan
 from ..reproduce.runner import make_plan, reproduce
+from ..reproduce.schedule import simulate
 from ..runtime import resolve_device
 from .common import add_json_flag, emit_json, say
 
@@ -44,6 +48,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="replace results of another configuration in --out")
     p.add_argument("--dry-run", action="store_true", help="print the plan (every run with its size, parameter "
                    "count and estimated time) and exit")
+    p.add_argument("--calibrate", action="store_true", help="with --dry-run on a CPU: first time a few training "
+                   "updates of two small LSTMs on this machine (a few seconds) and scale the training estimates to it")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_json_flag(p)
     p.set_defaults(func=run)
@@ -82,15 +88,33 @@ def run(args: argparse.Namespace) -> int:
         raise RnnlensError("--address is for --executor ray; add --executor ray or leave out --address")
     if args.workers < 0 or args.threads < 1:
         raise RnnlensError("--workers must be >= 0 (0: the default) and --threads >= 1")
+    if args.calibrate and not args.dry_run:
+        raise RnnlensError("--calibrate only scales the estimates of --dry-run; add --dry-run or leave it out")
     device = str(resolve_device(args.device))
+    if args.calibrate and device != "cpu":
+        raise RnnlensError(f"--calibrate times the CPU, but the plan is for {device}; add --device cpu or leave it out")
     planned = make_plan(args.preset, args.datasets, args.data_dir, device, args.workers, args.models_dir)
+    calibration = None
+    if args.calibrate:  # after make_plan, so that bad input is refused before any timing
+        calibration = calibrate_cpu(planned.preset.precision, args.threads)
+        planned = make_plan(args.preset, args.datasets, args.data_dir, device, args.workers, args.models_dir,
+                            cpu_scale=calibration.scale)
     if args.dry_run:
         if args.json:
             emit_json({"preset": planned.preset.name, "workers": planned.workers,
+                       "precision": resolve_precision(planned.preset.precision, device),
+                       "compute_seconds": sum(s.est_seconds for s in planned.stages),
+                       "wall_seconds": simulate(planned.stages, planned.workers).wall,
+                       "calibration": None if calibration is None else asdict(calibration),
                        "stages": [s.to_dict() for s in planned.stages]})
         else:
-            for line in format_plan(planned.preset, planned.stages, planned.workers):
+            for line in format_plan(planned.preset, planned.stages, planned.workers, device):
                 print(line)
+            if calibration is not None:
+                print(calibration.describe())
+            elif device == "cpu":
+                print("(training estimates from a 2-core AMD EPYC with AVX512-BF16; other CPUs differ by up to 3x: "
+                      "--calibrate times this one in a few seconds)")
         return 0
     outcome = reproduce(args.out, planned, device, args.data_dir, args.force, args.threads,
                         StageBar(not args.quiet and not args.json), executor=args.executor, address=args.address)

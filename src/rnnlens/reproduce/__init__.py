@@ -7,5 +7,7 @@ from __future__ import annotations
 
 from .plan import PRESETS, Preset, Stage, build_plan, get_preset, parse_datasets
 from .runner import reproduce
+from .schedule import Schedule, critical_path, simulate
 
-__all__ = ["PRESETS", "Preset", "Stage", "build_plan", "get_preset", "parse_datasets", "reproduce"]
+__all__ = ["PRESETS", "Preset", "Schedule", "Stage", "build_plan", "critical_path", "get_preset", "parse_datasets",
+           "reproduce", "simulate"]

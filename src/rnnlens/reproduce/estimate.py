@@ -55,12 +55,26 @@ def cpu_speedup(preset: Preset) -> float:
     return CPU_BF16_SPEEDUP if native_bf16("cpu")[0] else 1.0
 
 
-def train_estimate(params: int, chars: int, flops: float, speedup: float = 1.0) -> float:
-    """Seconds to train a model of ``params`` parameters on ``chars`` characters at ``flops`` (CPU_FLOPS: the
-    measured CPU line instead)."""
+# The CPU line above is the LSTM's (oneDNN runs PyTorch's fused LSTM as one primitive). PyTorch's CPU GRU is a
+# loop of separate operations per step and layer, so it is slower at the same parameter count and more so the
+# deeper it is: bench/cell_speed.py (2026-12-04, one thread, bf16, batch 100 x unroll 100, beside one training)
+# measured GRU/LSTM time ratios 1.54 / 3.30 / 2.48 at 50K and 1.46 / 1.75 / 1.94 at 130K for 1 / 2 / 3 layers, and
+# the RNN within 12% of the LSTM but once (1.52, 50K x 2). A straight line per layer: 1 + 0.45 x layers for the GRU.
+GRU_CPU_FACTOR_PER_LAYER = 0.45
+
+
+def cell_factor(cell: str, layers: int) -> float:
+    """How much longer than the LSTM line a ``cell`` of ``layers`` layers takes to train on a CPU."""
+    return 1.0 + GRU_CPU_FACTOR_PER_LAYER * layers if cell == "gru" else 1.0
+
+
+def train_estimate(params: int, chars: int, flops: float, speedup: float = 1.0, cell: str = "lstm",
+                   layers: int = 1) -> float:
+    """Seconds to train a ``cell`` model of ``params`` parameters and ``layers`` layers on ``chars`` characters
+    at ``flops`` (CPU_FLOPS: the measured CPU line instead, times :func:`cell_factor`)."""
     if flops == CPU_FLOPS:
         fixed, per_param = CPU_SECONDS_PER_CHAR
-        return CPU_SLACK * chars * (fixed + per_param * params) / speedup
+        return CPU_SLACK * chars * (fixed + per_param * params) * cell_factor(cell, layers) / speedup
     return 6.0 * params * chars / flops
 
 

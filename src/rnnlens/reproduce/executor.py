@@ -29,6 +29,7 @@ from ..exceptions import DiskFullError, RnnlensError
 from ..fsutil import atomic_write_json, disk_full_reason, is_disk_full, read_json
 from ..lock import LOCK_NAME
 from .plan import Preset, Stage
+from .schedule import start_order
 from .stages import RECORD, Context, execute, read_record, stage_dir
 
 PLAN = "plan.json"
@@ -175,13 +176,15 @@ def _store_failure(root: str, stage: Stage, message: str) -> None:
 
 
 def run_plan(stages: list[Stage], ctx: Context, backend: Backend, progress: Progress | None = None) -> Outcome:
-    """Run every stage whose dependencies allow it, in order, up to ``backend.workers`` at once."""
+    """Run every stage whose dependencies allow it, up to ``backend.workers`` at once. Of the stages ready to
+    start, the one with the longest critical path (:mod:`.schedule`) goes first (the plan's order among equals), so the
+    slow trainings do not wait for the quick ones and leave one worker busy at the end."""
     progress = progress or NullProgress()
     progress.start(len(stages))
     status: dict[str, str] = {}
     errors: dict[str, str] = {}
     by_id = {s.id: s for s in stages}
-    pending = list(stages)
+    pending = start_order(stages)  # stable: dependencies stay ahead of their dependents
     running: dict[Future, Stage] = {}
     try:
         while pending or running:

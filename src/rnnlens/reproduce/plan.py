@@ -96,8 +96,8 @@ PRESETS: dict[str, Preset] = {
     "quick": Preset(
         "quick", "the README's quickstart: one 2-layer LSTM of ~130K parameters trained 4 epochs at batch 32 x "
         "unroll 64 on the built-in corpus (Python standard library source); Table 2 with n-grams n = 1..5 and "
-        "n-NNs n = 1..3 (rnnlens.baselines.table' quick preset); cells, gates, the comparisons with the baselines and "
-        "the oracle analysis of errors", ("pystdlib",), 0, ("lstm",), (2,), ("130k",), (0.0,), batch_size=32,
+        "n-NNs n = 1..3 (the quick preset of rnnlens.baselines.table); cells, gates, the comparisons with the "
+        "baselines and the oracle analysis of errors", ("pystdlib",), 0, ("lstm",), (2,), ("130k",), (0.0,), batch_size=32,
         seq_len=64, epochs=4, eval_every=300, eval_chars=100_000, snapshot_every=500, baseline="quick",
         analysis_chars=100_000, analyses=("gates", "cells", "compare", "errors")),
     "smoke": Preset(
@@ -110,8 +110,8 @@ PRESETS: dict[str, Preset] = {
         "30 epochs at the paper's batch 100 x unroll 100 without dropout (in 30 epochs these small models do not "
         "overfit; at 15 the 3-layer nets were still falling and lost to 1 layer), the learning rate of each model "
         "chosen on validation after a one-epoch pilot among 8e-3, 4e-3 and the paper's 2e-3 (at 2e-3 the thin "
-        "3-layer LSTMs learn too slowly), bf16 where the CPU has it natively; Table 2 with rnnlens.baselines.table' "
-        "cpu preset; every analysis and the census of cells",
+        "3-layer LSTMs learn too slowly), bf16 where the CPU has it natively; Table 2 with the cpu preset of "
+        "rnnlens.baselines.table; every analysis and the census of cells",
         ("warpeace",), 0, CELL_TYPES, (1, 2, 3), ("50k", "130k"), (0.0,),
         epochs=30, eval_every=500, eval_chars=100_000, snapshot_every=500, baseline="cpu", analysis_chars=100_000,
         lr_pilot=(8e-3, 4e-3, 2e-3), precision="auto", census=True),
@@ -234,11 +234,12 @@ def pilot_id(dataset: str, cell: str, layers: int, budget: str) -> str:
 
 
 def build_plan(preset: Preset, infos: list[CorpusInfo], gpu: bool = False,
-               adopted: dict[str, int] | None = None) -> list[Stage]:
+               adopted: dict[str, int] | None = None, cpu_scale: float = 1.0) -> list[Stage]:
     """Every stage of the reproduction for these corpora, each after the stages it depends on. ``adopted``: the
-    parameter count of each model folder the preset adopts (for the listing; :func:`.adopt.find_models`)."""
+    parameter count of each model folder the preset adopts (for the listing; :func:`.adopt.find_models`).
+    ``cpu_scale``: how much slower this CPU trains than the estimate line (:func:`.calibrate.calibrate_cpu`)."""
     flops = GPU_FLOPS if gpu else CPU_FLOPS
-    speedup = 1.0 if gpu else cpu_speedup(preset)
+    speedup = 1.0 if gpu else cpu_speedup(preset) / cpu_scale
     stages: list[Stage] = []
     pilots: set[str] = set()
     for info in infos:
@@ -268,7 +269,8 @@ def build_plan(preset: Preset, infos: list[CorpusInfo], gpu: bool = False,
                                         "budget": spec.budget, "hidden": hidden, "lrs": list(preset.lr_pilot),
                                         "steps": steps}, deps=(data_id,),
                                         est_seconds=len(preset.lr_pilot) * train_estimate(
-                                            n, steps * preset.batch_size * preset.seq_len, flops, speedup),
+                                            n, steps * preset.batch_size * preset.seq_len, flops, speedup,
+                                            spec.cell, spec.layers),
                                         size=f"{len(preset.lr_pilot)} learning rates x {steps} updates", param_count=n))
                 deps = deps + (pid,)
             for dropout in spec.dropouts:
@@ -277,7 +279,7 @@ def build_plan(preset: Preset, infos: list[CorpusInfo], gpu: bool = False,
                 stages.append(Stage(sid, "train", ds, {"cell": spec.cell, "layers": spec.layers, "budget": spec.budget,
                                     "hidden": hidden, "dropout": dropout, "epochs": epochs, "role": spec.role,
                                     **({"pilot": deps[-1]} if preset.lr_pilot else {})}, deps=deps,
-                                    est_seconds=train_estimate(n, chars, flops, speedup) + 2.0,
+                                    est_seconds=train_estimate(n, chars, flops, speedup, spec.cell, spec.layers) + 2.0,
                                     size=f"hidden {hidden}, {chars:,} train chars", param_count=n))
         select_id = f"select/{ds}"
         stages.append(Stage(select_id, "select", ds, soft_deps=tuple(train_ids), est_seconds=0.5,
@@ -342,15 +344,24 @@ def check_order(stages: list[Stage]) -> None:
         seen.add(s.id)
 
 
-def format_plan(preset: Preset, stages: list[Stage], workers: int) -> list[str]:
-    """The --dry-run listing: one line per stage with its size, parameters and estimated time."""
+def format_plan(preset: Preset, stages: list[Stage], workers: int, device: str = "cpu") -> list[str]:
+    """The --dry-run listing: one line per stage with its size, parameters and estimated time, the precision the
+    trainings will use on ``device``, and the wall time of the executor's start order on ``workers`` workers."""
+    from ..precision import native_bf16, resolve_precision
+    from .schedule import simulate
+
     lines = [f"preset {preset.name}: {preset.about}", f"{len(stages)} stages, {workers} worker(s)"]
     for s in stages:
         params = f"{s.param_count:>9,} params" if s.param_count is not None else " " * 16
         lines.append(f"  {s.id:<42} {params}  ~{_fmt_seconds(s.est_seconds):>8}  {s.size}")
+    if preset.precision == "auto":
+        native, why = native_bf16(device)
+        lines.append(f"precision auto: {resolve_precision('auto', device)} on {device} ({why}"
+                     + ("" if native else "; the estimates count fp32 speed") + ")")
     total = sum(s.est_seconds for s in stages)
-    lines.append(f"estimated compute {_fmt_seconds(total)}; wall about {_fmt_seconds(total / max(workers, 1))} "
-                 f"with {workers} worker(s) (a rough estimate)")
+    wall = simulate(stages, workers).wall
+    lines.append(f"estimated compute {_fmt_seconds(total)}; wall about {_fmt_seconds(wall)} with {workers} worker(s), "
+                 f"longest stages first (a rough estimate)")
     return lines
 
 

@@ -33,7 +33,7 @@ class Planned:
 
 
 def make_plan(preset: str | Preset, datasets: str | None, data_dir: str | None, device: str,
-              workers: int = 0, models_dir: str | os.PathLike = "models") -> Planned:
+              workers: int = 0, models_dir: str | os.PathLike = "models", cpu_scale: float = 1.0) -> Planned:
     """Validate the inputs (unknown preset or dataset, missing corpus, a model to adopt missing from
     ``models_dir`` or not the one listed: RnnlensError) and build the plan. ``preset``: a name of
     :data:`.plan.PRESETS` or a :class:`.plan.Preset` (e.g. one with changed epochs)."""
@@ -41,7 +41,7 @@ def make_plan(preset: str | Preset, datasets: str | None, data_dir: str | None, 
     names = parse_datasets(datasets, p)
     adopted = find_models(p, names, models_dir)  # {} when the preset adopts nothing (models_dir is not read)
     stages = build_plan(p, [corpus_info(n, p, data_dir) for n in names], gpu=device.startswith("cuda"),
-                        adopted=adopted)
+                        adopted=adopted, cpu_scale=cpu_scale)
     check_order(stages)
     return Planned(p, names, stages, workers or default_workers(device), workers,
                    str(Path(models_dir).resolve()) if adopted else None)

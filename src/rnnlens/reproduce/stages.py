@@ -237,7 +237,7 @@ def run_cells(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
     label = f"{cfg.source.label} test"
     findings = find_cells(model, cfg, symbols, split, label, max_chars=stage.params["chars"])
     write_findings(findings, out, cfg.vocab.unit, f"Interpretable cells of {run.name} on {label} "
-                   f"({state_label(findings.state)})", run=run)
+                   f"({state_label(findings.state)})", run=run, images=False)
     write_histogram(cell_histogram(model, cfg, split, findings.state, stage.params["chars"]), out, findings.state,
                     label)
     report = read_json(out / "report.json")
@@ -352,7 +352,7 @@ def run_census(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
         model, cfg, symbols, split = _best_on_test(run, ctx)
         findings = find_cells(model, cfg, symbols, split, f"{cfg.source.label} test", max_chars=stage.params["chars"])
         write_findings(findings, out / Path(sid).name, cfg.vocab.unit, f"Interpretable cells of {run.name} "
-                       f"({state_label(findings.state)})", run=run)
+                       f"({state_label(findings.state)})", run=run, images=False)
         model_id = {**{k: rec.get(k) for k in ("cell", "layers", "budget", "dropout", "params")},
                     "state": findings.state}
         rows.append(census_row(model_id, findings.report.to_dict()))
