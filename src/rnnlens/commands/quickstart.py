@@ -25,7 +25,7 @@ from .reproduce import StageBar
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "quickstart", help="train a small LSTM on the built-in corpus, analyse it, write a report, sample (about 3 minutes on 2 CPU cores)",
+        "quickstart", help="train a small LSTM on the built-in corpus, analyse it, write a report, sample (3-8 minutes on 2 CPU cores)",
         description="On the built-in corpus (Python standard library source, no download): train a 2-layer LSTM "
         "of about 130K parameters with the paper's recipe (batches of 32 rows x 64 steps, 4 epochs), fit the "
         "n-gram and n-NN baselines, find interpretable cells, measure gate saturation, compare the LSTM with the "

@@ -26,8 +26,9 @@ def add_parser(subparsers) -> None:
         "--models-dir instead of training. Resumable: run the same command again to "
         "continue; finished stages are skipped. See docs/reproduce.md for what each preset covers.")
     p.add_argument("--preset", choices=sorted(PRESETS), default="smoke", help="quick (the quickstart: one LSTM "
-                   "on the built-in corpus, ~3 min on a CPU), smoke (under a minute, checks the pipeline), cpu "
-                   "(about an hour on a CPU), paper (the full recipe, for GPUs), cpu-paper (the paper's 1.3M models, days of CPU), "
+                   "on the built-in corpus, 3-8 min on a CPU), smoke (about a minute, checks the pipeline), cpu "
+                   "(2-3 h on 2 cores with native bf16, several times that without: --dry-run --calibrate), "
+                   "paper (the full recipe, for GPUs), cpu-paper (the paper's 1.3M models, days of CPU), "
                    "shipped (every analysis on the trained models in --models-dir, no training) (default: smoke)")
     p.add_argument("--models-dir", metavar="DIR", default="models", help="where the trained models that a preset "
                    "adopts instead of training are (the shipped preset: wp-lstm-1.3m, wp-gru-1.3m, wp-rnn-1.3m, "
