@@ -118,6 +118,8 @@ def test_smoke_end_to_end(smoke):
     assert {"ngram/1", "ngram/2", "ngram/3", "nnn/1", "nnn/2"} == set(res["baselines"]["entries"])
     assert [m["cell"] for m in res["gates"]["models"]] == ["lstm", "gru"]
     assert res["cells"]["model"]["cell"] == "lstm" and res["cells"]["features"]
+    scored = [f for f in res["cells"]["features"] if not f["skipped"]]  # Figure 2's heatmaps, drawn for the report
+    assert scored and all(f["figure"] and (smoke / f["figure"]).is_file() for f in scored)
     assert res["compare"]["model_run"]["cell"] == "lstm" and set(res["compare"]["loss"]) == {"LSTM", "3-gram", "2-NN"}
     assert len(res["compare"]["dynamics"]["points"]) == 4  # a snapshot every 100 of the 400 updates
     assert len(res["errors"]["models"]) == 2 and res["errors"]["scaling"]  # best LSTM against the other one

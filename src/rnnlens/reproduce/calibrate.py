@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ..model import CharRNN, ModelConfig, hidden_for_budget, param_count
 from ..precision import autocast, resolve_precision
 from ..recipe import TrainConfig, clip_gradients, make_optimizer
-from .estimate import CPU_BF16_SPEEDUP, CPU_SECONDS_PER_CHAR
+from .estimate import CPU_BF16_SPEEDUP, cpu_line_seconds_per_char
 
 VOCAB = 87  # War and Peace's, the corpus of the line
 PROBES = ((1, 45_000), (2, 130_000))  # (layers, parameter budget): both ends of the cpu preset's sizes
@@ -77,15 +77,13 @@ def calibrate_cpu(precision: str = "auto", threads: int = 1, steps: int = 6, bat
     speedup = CPU_BF16_SPEEDUP if precision == "bf16" else 1.0
     before = torch.get_num_threads()
     torch.set_num_threads(max(int(threads), 1))
-    probes, log_ratio = [], 0.0
+    probes = []
     try:
         for layers, budget in PROBES:
             n, rate = _time_updates(layers, budget, precision, steps, batch, seq)
-            fixed, per_param = CPU_SECONDS_PER_CHAR
-            line_rate = speedup / (fixed + per_param * n)  # the line without the slack for a busy machine
+            line_rate = speedup / cpu_line_seconds_per_char(n)  # the line without the slack for a busy machine
             probes.append({"layers": layers, "params": n, "chars_per_s": rate, "line_chars_per_s": line_rate})
-            log_ratio += torch.log(torch.tensor(line_rate / rate)).item()
     finally:
         torch.set_num_threads(before)
-    scale = float(torch.exp(torch.tensor(log_ratio / len(PROBES))).item())
+    scale = statistics.geometric_mean(p["line_chars_per_s"] / p["chars_per_s"] for p in probes)
     return Calibration(scale, precision, max(int(threads), 1), probes)

@@ -68,13 +68,18 @@ def cell_factor(cell: str, layers: int) -> float:
     return 1.0 + GRU_CPU_FACTOR_PER_LAYER * layers if cell == "gru" else 1.0
 
 
+def cpu_line_seconds_per_char(params: int) -> float:
+    """The measured CPU line (fp32, one thread, no slack): seconds per training character of a ``params`` LSTM."""
+    fixed, per_param = CPU_SECONDS_PER_CHAR
+    return fixed + per_param * params
+
+
 def train_estimate(params: int, chars: int, flops: float, speedup: float = 1.0, cell: str = "lstm",
                    layers: int = 1) -> float:
     """Seconds to train a ``cell`` model of ``params`` parameters and ``layers`` layers on ``chars`` characters
     at ``flops`` (CPU_FLOPS: the measured CPU line instead, times :func:`cell_factor`)."""
     if flops == CPU_FLOPS:
-        fixed, per_param = CPU_SECONDS_PER_CHAR
-        return CPU_SLACK * chars * (fixed + per_param * params) * cell_factor(cell, layers) / speedup
+        return CPU_SLACK * chars * cpu_line_seconds_per_char(params) * cell_factor(cell, layers) / speedup
     return 6.0 * params * chars / flops
 
 

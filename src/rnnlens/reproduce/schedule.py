@@ -20,6 +20,12 @@ from .plan import Stage
 from .stages import read_record
 
 
+def _durations(stages: list[Stage], seconds: Mapping[str, float] | None) -> dict[str, float]:
+    """Each stage's seconds: ``seconds`` where it has the stage, else the stage's estimate."""
+    seconds = seconds or {}
+    return {s.id: float(seconds.get(s.id, s.est_seconds)) for s in stages}
+
+
 def critical_path(stages: list[Stage], seconds: Mapping[str, float] | None = None) -> dict[str, float]:
     """Each stage's seconds (``seconds`` or its estimate) plus those of the longest chain of stages that wait for
     it (hard or soft dependencies): how long the plan takes after the stage starts, at best."""
@@ -28,7 +34,7 @@ def critical_path(stages: list[Stage], seconds: Mapping[str, float] | None = Non
         for d in s.all_deps:
             if d in waiting:
                 waiting[d].append(s.id)
-    own = {s.id: (seconds[s.id] if seconds is not None and s.id in seconds else s.est_seconds) for s in stages}
+    own = _durations(stages, seconds)
     path: dict[str, float] = {}
     for s in reversed(stages):  # a plan lists every stage after its dependencies
         path[s.id] = own[s.id] + max((path.get(w, 0.0) for w in waiting[s.id]), default=0.0)
@@ -64,7 +70,7 @@ def simulate(stages: list[Stage], workers: int, seconds: Mapping[str, float] | N
     ``seconds`` where given (a recorded time), else its estimate."""
     workers = max(int(workers), 1)
     in_plan = {s.id for s in stages}
-    own = {s.id: (seconds[s.id] if seconds is not None and s.id in seconds else s.est_seconds) for s in stages}
+    own = _durations(stages, seconds)
     pending = start_order(stages)
     start: dict[str, float] = {}
     end: dict[str, float] = {}

@@ -237,7 +237,7 @@ def run_cells(stage: Stage, ctx: Context, out: Path) -> dict[str, Any]:
     label = f"{cfg.source.label} test"
     findings = find_cells(model, cfg, symbols, split, label, max_chars=stage.params["chars"])
     write_findings(findings, out, cfg.vocab.unit, f"Interpretable cells of {run.name} on {label} "
-                   f"({state_label(findings.state)})", run=run, images=False)
+                   f"({state_label(findings.state)})", run=run)
     write_histogram(cell_histogram(model, cfg, split, findings.state, stage.params["chars"]), out, findings.state,
                     label)
     report = read_json(out / "report.json")
